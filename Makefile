@@ -1,0 +1,32 @@
+# Almanac. `make run` and `make test` are the two commands the README opens with.
+SWIFT ?= swift
+BIN := .build/debug
+
+.PHONY: deps build run test unit bench-router clean
+
+deps:
+	@infra/local/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+# The main job on the embedded default: Postgres, the Kafka mock cluster, the router,
+# the launcher and the ingress, then a sample event through a chain of functions.
+run: build
+	infra/local/demo.sh
+
+# Every test: unit tests, and integration tests against a real Postgres (started by the
+# fixture) and librdkafka's mock cluster, with real function processes.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+unit: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --filter 'AlmanacCoreTests|LaunchPlannerTests'
+
+bench-router: build
+	$(BIN)/almanac bench router
+
+clean:
+	rm -rf .build .almanac

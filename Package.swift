@@ -1,0 +1,62 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Almanac",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "almanac", targets: ["almanac"]),
+        .library(name: "AlmanacCore", targets: ["AlmanacCore"]),
+        .library(name: "AlmanacRuntime", targets: ["AlmanacRuntime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+    ],
+    targets: [
+        // C libraries, each behind a module map and a thin shim.
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka",
+                       providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq",
+                       providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CAlmanacShims", dependencies: ["CRdKafka"]),
+
+        // The small core: events, patterns, schemas, manifests. No I/O.
+        .target(name: "AlmanacCore", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // The parts the core uses.
+        .target(name: "AlmanacKafka", dependencies: [
+            "CRdKafka", "CAlmanacShims", "AlmanacCore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "AlmanacPostgres", dependencies: [
+            "CLibPQ",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "AlmanacHTTP", dependencies: ["CCurl"]),
+        // The function SDK, router, launcher, ingress and embedded services.
+        .target(name: "AlmanacRuntime", dependencies: [
+            "AlmanacCore", "AlmanacKafka", "AlmanacPostgres", "AlmanacHTTP",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+        .executableTarget(name: "almanac", dependencies: [
+            "AlmanacRuntime", "AlmanacHTTP", "AlmanacKafka", "AlmanacPostgres", "AlmanacCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Small functions that prove the runtime with any handler.
+        .executableTarget(name: "almanac-testfn", dependencies: ["AlmanacRuntime"],
+                          path: "Tests/Functions/almanac-testfn"),
+
+        .testTarget(name: "AlmanacCoreTests", dependencies: ["AlmanacCore"]),
+        .testTarget(name: "AlmanacRuntimeTests", dependencies: [
+            "AlmanacRuntime", "almanac-testfn", "almanac",
+        ]),
+    ]
+)

@@ -1,0 +1,217 @@
+import CCurl
+import Foundation
+
+/// An HTTP request.
+public struct HTTPRequest: Sendable {
+    /// `GET`, `POST`, …
+    public var method: String
+    /// The absolute URL.
+    public var url: String
+    /// Header lines in order.
+    public var headers: [(String, String)]
+    /// The body, for POST and PUT.
+    public var body: Data?
+    /// The whole request's time limit, in seconds.
+    public var timeout: Double
+    /// The connect phase's time limit, in seconds.
+    public var connectTimeout: Double
+    /// Whether to follow redirects (off by default: a webhook must not be bounced elsewhere).
+    public var followRedirects: Bool
+
+    /// Makes a request.
+    public init(method: String, url: String, headers: [(String, String)] = [], body: Data? = nil,
+                timeout: Double = 30, connectTimeout: Double = 10, followRedirects: Bool = false) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+        self.connectTimeout = connectTimeout
+        self.followRedirects = followRedirects
+    }
+}
+
+/// An HTTP response.
+public struct HTTPResponse: Sendable {
+    /// The status code.
+    public var status: Int
+    /// Header lines of the final response, names lowercased.
+    public var headers: [(String, String)]
+    /// The body.
+    public var body: Data
+
+    /// The first header with a name (case-insensitive).
+    public func header(_ name: String) -> String? {
+        let n = name.lowercased()
+        return headers.first { $0.0 == n }?.1
+    }
+}
+
+/// A failure before a response arrived.
+public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
+    /// What kind of failure.
+    public enum Code: String, Sendable {
+        /// The time limit passed.
+        case timeout
+        /// The host could not be resolved or reached, or the connection broke.
+        case connection
+        /// The TLS handshake or certificate check failed.
+        case tls
+        /// The URL or request is malformed.
+        case invalidRequest = "invalid_request"
+        /// Anything else libcurl reports.
+        case other
+    }
+
+    /// What kind of failure.
+    public var code: Code
+    /// libcurl's explanation.
+    public var message: String
+    /// The URL (without its query, which may hold secrets).
+    public var url: String
+
+    /// `http <code>: message (url)`.
+    public var description: String { "http \(code.rawValue): \(message) (\(url))" }
+}
+
+/// An HTTP client over libcurl: TLS through the system's OpenSSL, timeouts, redirects off
+/// by default, and connection reuse (idle easy handles keep their connections).
+public final class HTTPClient: @unchecked Sendable {
+    // A libcurl easy handle is not thread-safe: each is used by one request at a time,
+    // taken from and returned to `idle` under `lock`.
+    private let lock = NSLock()
+    private var idle: [UnsafeMutableRawPointer] = []
+    private let maxIdle: Int
+    private let queue = DispatchQueue(label: "almanac.http", attributes: .concurrent)
+
+    /// A client shared by the process.
+    public static let shared = HTTPClient()
+
+    private static let globalInit: Bool = {
+        curl_global_init(Int(CURL_GLOBAL_ALL))
+        return true
+    }()
+
+    /// Makes a client keeping up to `maxIdleConnections` handles (and their connections) for reuse.
+    public init(maxIdleConnections: Int = 16) {
+        _ = HTTPClient.globalInit
+        self.maxIdle = maxIdleConnections
+    }
+
+    deinit {
+        for h in idle { curl_easy_cleanup(h) }
+    }
+
+    /// Sends a request; any status code is a response, not an error.
+    /// - Throws: `HTTPClientError` when no response arrived.
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        try await withCheckedThrowingContinuation { cont in
+            queue.async {
+                cont.resume(with: Result { try self.perform(request) })
+            }
+        }
+    }
+
+    private func take() -> UnsafeMutableRawPointer {
+        lock.lock()
+        if let h = idle.popLast() { lock.unlock(); curl_easy_reset(h); return h }
+        lock.unlock()
+        return curl_easy_init()
+    }
+
+    private func give(_ h: UnsafeMutableRawPointer) {
+        lock.lock()
+        if idle.count < maxIdle { idle.append(h); lock.unlock(); return }
+        lock.unlock()
+        curl_easy_cleanup(h)
+    }
+
+    private func perform(_ request: HTTPRequest) throws -> HTTPResponse {
+        let h = take()
+        defer { give(h) }
+        let sink = ResponseSink()
+        let sinkPtr = Unmanaged.passUnretained(sink).toOpaque()
+        var list: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(list) }
+        for (k, v) in request.headers { list = curl_slist_append(list, "\(k): \(v)") }
+        if request.body != nil, !request.headers.contains(where: { $0.0.lowercased() == "expect" }) {
+            list = curl_slist_append(list, "Expect:")
+        }
+        let safeURL = request.url.split(separator: "?").first.map(String.init) ?? request.url
+        _ = almanac_curl_setopt_str(h, CURLOPT_URL, request.url)
+        _ = almanac_curl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
+        _ = almanac_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, Int(request.timeout * 1000))
+        _ = almanac_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeout * 1000))
+        _ = almanac_curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0)
+        _ = almanac_curl_setopt_long(h, CURLOPT_MAXREDIRS, 5)
+        _ = almanac_curl_setopt_long(h, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS))
+        _ = almanac_curl_setopt_str(h, CURLOPT_CUSTOMREQUEST, request.method)
+        _ = almanac_curl_setopt_str(h, CURLOPT_USERAGENT, "almanac/1")
+        _ = almanac_curl_setopt_ptr(h, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
+        _ = almanac_curl_setopt_datacb(h, CURLOPT_WRITEFUNCTION, curlWriteBody)
+        _ = almanac_curl_setopt_ptr(h, CURLOPT_WRITEDATA, sinkPtr)
+        _ = almanac_curl_setopt_datacb(h, CURLOPT_HEADERFUNCTION, curlWriteHeader)
+        _ = almanac_curl_setopt_ptr(h, CURLOPT_HEADERDATA, sinkPtr)
+        if request.method == "HEAD" { _ = almanac_curl_setopt_long(h, CURLOPT_NOBODY, 1) }
+        let body = request.body ?? Data()
+        let code: CURLcode = body.withUnsafeBytes { raw in
+            if request.body != nil {
+                _ = almanac_curl_setopt_off(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(raw.count))
+                _ = almanac_curl_setopt_ptr(h, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+            return curl_easy_perform(h)
+        }
+        withExtendedLifetime(sink) {}
+        guard code == CURLE_OK else {
+            let message = String(cString: curl_easy_strerror(code))
+            let kind: HTTPClientError.Code
+            switch code {
+            case CURLE_OPERATION_TIMEDOUT: kind = .timeout
+            case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING,
+                 CURLE_COULDNT_RESOLVE_PROXY, CURLE_PARTIAL_FILE:
+                kind = .connection
+            case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+                 CURLE_SSL_CACERT_BADFILE:
+                kind = .tls
+            case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: kind = .invalidRequest
+            default: kind = .other
+            }
+            throw HTTPClientError(code: kind, message: message, url: safeURL)
+        }
+        var status = 0
+        _ = almanac_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
+        return HTTPResponse(status: status, headers: sink.finalHeaders(), body: sink.body)
+    }
+}
+
+/// Collects one response; libcurl calls back on the thread running `curl_easy_perform`.
+final class ResponseSink {
+    var body = Data()
+    var headerLines: [String] = []
+
+    /// Headers of the last response (after any 1xx or redirect responses).
+    func finalHeaders() -> [(String, String)] {
+        var out: [(String, String)] = []
+        for line in headerLines {
+            if line.hasPrefix("HTTP/") { out = []; continue }
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            out.append((line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        return out
+    }
+}
+
+private let curlWriteBody: almanac_curl_data_cb = { ptr, size, count, userdata in
+    guard let ptr, let userdata else { return 0 }
+    let n = size * count
+    Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue().body.append(UnsafeRawPointer(ptr).assumingMemoryBound(to: UInt8.self), count: n)
+    return n
+}
+
+private let curlWriteHeader: almanac_curl_data_cb = { ptr, size, count, userdata in
+    guard let ptr, let userdata else { return 0 }
+    let n = size * count
+    let line = String(decoding: UnsafeRawBufferPointer(start: ptr, count: n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    if !line.isEmpty { Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue().headerLines.append(line) }
+    return n
+}

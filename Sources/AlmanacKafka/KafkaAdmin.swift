@@ -1,0 +1,203 @@
+import CRdKafka
+import Foundation
+
+/// Metadata, offsets and topics: what the launcher reads lag from and what `up` creates topics with.
+///
+/// Lag is computed from the broker (high watermark minus the group's committed offset),
+/// never from memory, so it survives restarts of the router or launcher.
+public final class KafkaAdmin: @unchecked Sendable {
+    // rd_kafka_t is thread-safe; `groupHandles` is guarded by `lock`.
+    private let configuration: KafkaConfiguration
+    private let handle: OpaquePointer
+    private let poller: KafkaPollThread
+    private let lock = NSLock()
+    private var groupHandles: [String: OpaquePointer] = [:]
+    private let timeoutMs: Int32 = 5000
+
+    /// Creates an admin client.
+    public init(configuration: KafkaConfiguration) throws {
+        self.configuration = configuration
+        let conf = try configuration.makeConf([:])
+        var errstr = [CChar](repeating: 0, count: 512)
+        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(.configuration, "cannot create a Kafka admin client: \(String(cString: errstr))")
+        }
+        handle = rk
+        let shared = KafkaHandle(rk)
+        poller = KafkaPollThread(name: "almanac.kafka.admin") { rd_kafka_poll(shared.pointer, 100) }
+    }
+
+    deinit {
+        poller.stop()
+        for (_, h) in groupHandles { rd_kafka_destroy(h) }
+        rd_kafka_destroy(handle)
+    }
+
+    /// The number of partitions of a topic.
+    /// - Throws: `KafkaError.admin` when the topic does not exist or metadata cannot be read.
+    public func partitionCount(topic: String) async throws -> Int {
+        try await blocking { [self] in
+            let rkt = rd_kafka_topic_new(handle, topic, nil)
+            defer { rd_kafka_topic_destroy(rkt) }
+            var md: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle, 0, rkt, &md, timeoutMs)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { throw KafkaError(.admin, "metadata of \(topic)", err) }
+            defer { rd_kafka_metadata_destroy(md) }
+            guard md.pointee.topic_cnt > 0 else { throw KafkaError(.admin, "topic \(topic) not found") }
+            let t = md.pointee.topics[0]
+            if t.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(.admin, "topic \(topic)", t.err) }
+            return Int(t.partition_cnt)
+        }
+    }
+
+    /// Whether the broker knows a topic.
+    public func topicExists(_ topic: String) async -> Bool {
+        (try? await partitionCount(topic: topic)) != nil
+    }
+
+    /// The low and high watermark offsets of a partition.
+    public func watermarks(topic: String, partition: Int32) async throws -> (low: Int64, high: Int64) {
+        try await blocking { [self] in
+            var low: Int64 = 0, high: Int64 = 0
+            let err = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, timeoutMs)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(.admin, "watermarks of \(topic)[\(partition)]", err) }
+            return (low, high)
+        }
+    }
+
+    /// The committed offsets of a group on a topic's partitions; a partition without a commit is absent.
+    public func committedOffsets(group: String, topic: String, partitions: Int) async throws -> [Int32: Int64] {
+        let gh = KafkaHandle(try groupHandle(group))
+        return try await blocking { [self] in
+            let list = rd_kafka_topic_partition_list_new(Int32(partitions))!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for p in 0..<partitions { rd_kafka_topic_partition_list_add(list, topic, Int32(p)) }
+            let err = rd_kafka_committed(gh.pointer, list, self.timeoutMs)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(.admin, "committed offsets of \(group)", err) }
+            var out: [Int32: Int64] = [:]
+            for i in 0..<Int(list.pointee.cnt) {
+                let e = list.pointee.elems[i]
+                if e.offset >= 0 { out[e.partition] = e.offset }
+            }
+            return out
+        }
+    }
+
+    /// Records in `topic` that `group` has not committed yet, over all partitions.
+    /// A partition the group never committed counts from its low watermark.
+    public func lag(group: String, topic: String) async throws -> Int64 {
+        let n = try await partitionCount(topic: topic)
+        let committed = try await committedOffsets(group: group, topic: topic, partitions: n)
+        var total: Int64 = 0
+        for p in 0..<n {
+            let (low, high) = try await watermarks(topic: topic, partition: Int32(p))
+            total += max(0, high - max(low, committed[Int32(p)] ?? low))
+        }
+        return total
+    }
+
+    /// Creates topics through the Admin API (real Kafka); existing topics are left alone.
+    /// - Important: librdkafka's mock cluster does not answer CreateTopics: use `KafkaMockCluster.createTopic`.
+    public func createTopics(_ names: [String], partitions: Int, replicationFactor: Int = -1) async throws {
+        try await blocking { [self] in
+            var errstr = [CChar](repeating: 0, count: 512)
+            var specs: [OpaquePointer?] = []
+            defer { specs.forEach { rd_kafka_NewTopic_destroy($0) } }
+            for name in names {
+                guard let spec = rd_kafka_NewTopic_new(name, Int32(partitions), Int32(replicationFactor), &errstr, errstr.count) else {
+                    throw KafkaError(.admin, "topic \(name): \(String(cString: errstr))")
+                }
+                specs.append(spec)
+            }
+            let queue = rd_kafka_queue_new(handle)
+            defer { rd_kafka_queue_destroy(queue) }
+            specs.withUnsafeMutableBufferPointer { buf in
+                rd_kafka_CreateTopics(handle, buf.baseAddress, buf.count, nil, queue)
+            }
+            guard let event = rd_kafka_queue_poll(queue, timeoutMs * 2) else {
+                throw KafkaError(.admin, "CreateTopics got no answer in \(timeoutMs * 2) ms", isRetriable: true)
+            }
+            defer { rd_kafka_event_destroy(event) }
+            guard let result = rd_kafka_event_CreateTopics_result(event) else {
+                throw KafkaError(.admin, "CreateTopics: unexpected event type")
+            }
+            var count = 0
+            let topics = rd_kafka_CreateTopics_result_topics(result, &count)
+            for i in 0..<count {
+                let t = topics![i]
+                let err = rd_kafka_topic_result_error(t)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS {
+                    throw KafkaError(.admin, "create topic \(String(cString: rd_kafka_topic_result_name(t)))", err)
+                }
+            }
+        }
+    }
+
+    private func groupHandle(_ group: String) throws -> OpaquePointer {
+        lock.lock()
+        defer { lock.unlock() }
+        if let h = groupHandles[group] { return h }
+        // A consumer handle that never subscribes: it only asks the coordinator for the group's offsets.
+        let conf = try configuration.makeConf(["group.id": group, "enable.auto.commit": "false"])
+        var errstr = [CChar](repeating: 0, count: 512)
+        guard let h = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(.configuration, "cannot create an offsets client for \(group): \(String(cString: errstr))")
+        }
+        groupHandles[group] = h
+        return h
+    }
+
+    private func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { cont in
+            DispatchQueue.global().async { cont.resume(with: Result { try work() }) }
+        }
+    }
+}
+
+/// librdkafka's mock cluster: a real Kafka protocol server on loopback, held in memory by this process.
+///
+/// - Important: what it holds is gone when the process that created it ends.
+public final class KafkaMockCluster: @unchecked Sendable {
+    // The mock cluster has its own thread; its API is thread-safe.
+    private let owner: OpaquePointer
+    private let cluster: OpaquePointer
+    /// The bootstrap servers (`127.0.0.1:port,…`) clients connect to.
+    public let bootstrapServers: String
+
+    /// Starts a mock cluster.
+    /// - Parameter brokers: how many brokers it simulates.
+    public init(brokers: Int = 1) throws {
+        let conf = rd_kafka_conf_new()!
+        var errstr = [CChar](repeating: 0, count: 512)
+        rd_kafka_conf_set(conf, "log_level", "3", &errstr, errstr.count)
+        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(.configuration, "cannot create the mock cluster's client: \(String(cString: errstr))")
+        }
+        guard let mc = rd_kafka_mock_cluster_new(rk, Int32(brokers)) else {
+            rd_kafka_destroy(rk)
+            throw KafkaError(.configuration, "cannot start librdkafka's mock cluster")
+        }
+        owner = rk
+        cluster = mc
+        bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(mc))
+    }
+
+    deinit {
+        rd_kafka_mock_cluster_destroy(cluster)
+        rd_kafka_destroy(owner)
+    }
+
+    /// Creates a topic (an existing one is left as it is).
+    public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1) throws {
+        let err = rd_kafka_mock_topic_create(cluster, name, Int32(partitions), Int32(replicationFactor))
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS {
+            throw KafkaError(.admin, "mock topic \(name)", err)
+        }
+    }
+
+    /// A configuration pointing at this cluster.
+    public var configuration: KafkaConfiguration { KafkaConfiguration(brokers: bootstrapServers) }
+}

@@ -1,0 +1,194 @@
+import AlmanacCore
+import AlmanacKafka
+import AlmanacPostgres
+import Foundation
+import Logging
+
+/// Endpoints of a running Almanac: what `.almanac/endpoints.env` holds.
+public struct Endpoints: Sendable, Equatable {
+    /// Kafka bootstrap servers.
+    public var kafkaBrokers: String
+    /// The Postgres URL.
+    public var databaseURL: String
+    /// The ingress base URL; events are POSTed to `<http>/events`.
+    public var http: String
+    /// The default tenant's bearer token.
+    public var token: String
+
+    /// Makes endpoints.
+    public init(kafkaBrokers: String, databaseURL: String, http: String, token: String) {
+        self.kafkaBrokers = kafkaBrokers
+        self.databaseURL = databaseURL
+        self.http = http
+        self.token = token
+    }
+
+    /// Shell `KEY=value` lines.
+    public var envFile: String {
+        "KAFKA_BROKERS=\(kafkaBrokers)\nDATABASE_URL=\(databaseURL)\nALMANAC_HTTP=\(http)\nALMANAC_TOKEN=\(token)\n"
+    }
+
+    /// Parses `KEY=value` lines (quotes around values are removed).
+    public static func parse(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            guard !t.hasPrefix("#"), let eq = t.firstIndex(of: "=") else { continue }
+            var key = String(t[..<eq])
+            if key.hasPrefix("export ") { key = String(key.dropFirst(7)) }
+            var value = String(t[t.index(after: eq)...])
+            if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f { value = String(value.dropFirst().dropLast()) }
+            out[key] = value
+        }
+        return out
+    }
+
+    /// The process environment, with anything missing filled from `.almanac/endpoints.env` in the working directory.
+    public static func clientEnvironment(stateDirectory: String = ".almanac") -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        if let text = try? String(contentsOfFile: "\(stateDirectory)/endpoints.env", encoding: .utf8) {
+            for (k, v) in parse(text) where (env[k] ?? "").isEmpty { env[k] = v }
+        }
+        return env
+    }
+}
+
+/// The router, the launcher and the HTTP ingress of one deployment, run together (`almanac serve`).
+public final class ControlPlane: Sendable {
+    /// What it needs.
+    public struct Configuration: Sendable {
+        /// Kafka.
+        public var kafka: KafkaConfiguration
+        /// Postgres URL.
+        public var databaseURL: String
+        /// Files.
+        public var paths: AlmanacPaths
+        /// Where manifests are read from (`functions/` by default).
+        public var functionsDirectory: String
+        /// Where instance logs go.
+        public var logDirectory: String
+        /// Ingress address.
+        public var httpHost: String
+        /// Ingress port (0: any free port).
+        public var httpPort: Int
+        /// GPU slots.
+        public var gpus: GPUInventory
+        /// Variables every instance gets besides DATABASE_URL and KAFKA_BROKERS.
+        public var instanceEnvironment: [String: String]
+
+        /// Makes a configuration.
+        public init(kafka: KafkaConfiguration, databaseURL: String, paths: AlmanacPaths, functionsDirectory: String? = nil,
+                    logDirectory: String, httpHost: String = "127.0.0.1", httpPort: Int = 0, gpus: GPUInventory = .init(slots: []),
+                    instanceEnvironment: [String: String] = [:]) {
+            self.kafka = kafka
+            self.databaseURL = databaseURL
+            self.paths = paths
+            self.functionsDirectory = functionsDirectory ?? paths.functions
+            self.logDirectory = logDirectory
+            self.httpHost = httpHost
+            self.httpPort = httpPort
+            self.gpus = gpus
+            self.instanceEnvironment = instanceEnvironment
+        }
+    }
+
+    let configuration: Configuration
+    let logger: Logger
+    /// The launcher (for status and tests).
+    public let launcher: Launcher
+    /// The router.
+    public let router: EventRouter
+    let ingress: EventIngress
+    let database: PostgresConnection
+    /// The manifests in force.
+    public let manifests: [FunctionManifest]
+    private let httpPort = PortBox()
+
+    /// Connects to everything and loads the manifests and schemas.
+    /// - Throws: `ConfigurationError` for a bad manifest or schema, or a Postgres/Kafka error.
+    public init(configuration: Configuration, logger: Logger) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        let manifests = try FunctionManifest.loadAll(from: configuration.functionsDirectory)
+        self.manifests = manifests
+        let schemas = try EventSchemaRegistry(directory: URL(fileURLWithPath: configuration.paths.events))
+        let db = try await PostgresConnection.connect(url: configuration.databaseURL, applicationName: "almanac-router", logger: logger)
+        let launcherDB = try await PostgresConnection.connect(url: configuration.databaseURL, applicationName: "almanac-launcher", logger: logger)
+        let ingressDB = try await PostgresConnection.connect(url: configuration.databaseURL, applicationName: "almanac-ingress", logger: logger)
+        self.database = db
+        let producer = try KafkaProducer(configuration: configuration.kafka)
+        let admin = try KafkaAdmin(configuration: configuration.kafka)
+        var env = configuration.instanceEnvironment
+        env["DATABASE_URL"] = configuration.databaseURL
+        env["KAFKA_BROKERS"] = configuration.kafka.brokers
+        let launcher = Launcher(manifests: manifests, admin: admin, paths: configuration.paths, gpus: configuration.gpus,
+                                instanceEnvironment: env, logDirectory: configuration.logDirectory, database: launcherDB, logger: logger)
+        self.launcher = launcher
+        let consumer = try KafkaConsumer(configuration: configuration.kafka, groupID: EventRouter.consumerGroup, topics: [Outbox.busTopic])
+        router = EventRouter(manifests: manifests, schemas: schemas, database: db, producer: producer, source: consumer, logger: logger) { names in
+            if !names.isEmpty { launcher.poke(names) }
+        }
+        let statsDB = ingressDB
+        ingress = EventIngress(producer: producer, tenants: TenantDirectory(database: ingressDB), logger: logger, ready: {
+            (try? await statsDB.query("SELECT 1", [])) != nil
+        }, extraMetrics: {
+            await ControlPlane.databaseMetrics(statsDB)
+        })
+    }
+
+    /// The port the ingress listens on, once it does.
+    public var boundHTTPPort: Int? { httpPort.value }
+
+    /// Runs the router, the launcher and the ingress until cancelled or `stop()`.
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.router.run() }
+            group.addTask { await self.launcher.run() }
+            let app = ingress.application(host: configuration.httpHost, port: configuration.httpPort) { [httpPort, logger] port in
+                httpPort.set(port)
+                logger.info("ingress listening", metadata: ["port": "\(port)"])
+            }
+            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            // The first to end (the router stopping, or an error) ends them all.
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Stops routing after the batch in hand and stops every instance gracefully.
+    public func stop() async {
+        router.stop()
+        await launcher.stopAll()
+    }
+
+    /// Invocation, dead-letter and instance figures read from Postgres (they are written by many processes).
+    static func databaseMetrics(_ db: PostgresConnection) async -> String {
+        var out = ""
+        if let rows = try? await db.query("""
+            SELECT function, outcome, count(*)::bigint AS n, coalesce(sum(duration_ms), 0) / 1000.0 AS seconds
+            FROM invocations GROUP BY function, outcome ORDER BY function, outcome
+            """, []) {
+            out += "# HELP almanac_invocations_recorded_total Invocations recorded in Postgres by function and outcome\n# TYPE almanac_invocations_recorded_total counter\n"
+            for r in rows {
+                out += "almanac_invocations_recorded_total{function=\"\(r.text("function") ?? "")\",outcome=\"\(r.text("outcome") ?? "")\"} \(r.text("n") ?? "0")\n"
+            }
+            out += "# HELP almanac_invocation_seconds_recorded_total Handler time recorded in Postgres by function and outcome\n# TYPE almanac_invocation_seconds_recorded_total counter\n"
+            for r in rows {
+                out += "almanac_invocation_seconds_recorded_total{function=\"\(r.text("function") ?? "")\",outcome=\"\(r.text("outcome") ?? "")\"} \(r.text("seconds") ?? "0")\n"
+            }
+        }
+        if let rows = try? await db.query("SELECT stage, count(*)::bigint AS n FROM dead_letters WHERE status = 'open' GROUP BY stage", []) {
+            out += "# HELP almanac_dead_letters_open Dead letters not yet redriven, by stage\n# TYPE almanac_dead_letters_open gauge\n"
+            for r in rows { out += "almanac_dead_letters_open{stage=\"\(r.text("stage") ?? "")\"} \(r.text("n") ?? "0")\n" }
+        }
+        return out
+    }
+}
+
+final class PortBox: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var port: Int?
+    func set(_ p: Int) { lock.withLock { port = p } }
+    var value: Int? { lock.withLock { port } }
+}

@@ -1,0 +1,86 @@
+import AlmanacCore
+import AlmanacKafka
+import AlmanacPostgres
+import Foundation
+import Logging
+
+/// The entry point of a function executable: `await FunctionMain.run(MyHandler())` is its whole `main`.
+///
+/// The launcher starts an instance with `ALMANAC_FUNCTION_MANIFEST` (the path of its
+/// `function.yaml`), `DATABASE_URL` and `KAFKA_BROKERS` (plus `ALMANAC_INSTANCE_ID`, and
+/// `CUDA_VISIBLE_DEVICES` for GPU functions). The instance consumes until idle, then exits 0;
+/// SIGTERM or SIGINT let the event in hand finish and then exit. It exits 1 with a clear
+/// message when its configuration is wrong or a service fails.
+public enum FunctionMain {
+    /// Runs an instance of the function whose manifest the environment names, then exits the process.
+    public static func run(_ handler: any FunctionHandler) async -> Never {
+        JSONLogHandler.bootstrap()
+        var logger = Logger(label: "almanac.function")
+        do {
+            let env = ProcessInfo.processInfo.environment
+            let manifest = try loadManifest(env)
+            logger[metadataKey: "function"] = "\(manifest.name)"
+            let runtime = try await makeRuntime(manifest: manifest, handler: handler, env: env, logger: logger)
+            let signalLogger = logger
+            let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
+                signalLogger.info("shutdown requested; finishing the event in hand", metadata: ["signal": "\(signal)"])
+                runtime.stop()
+            }
+            let reason = try await runtime.run()
+            await (runtime.source as? KafkaConsumer)?.close()
+            signals.cancel()
+            logger.info("function instance exited", metadata: ["reason": "\(reason)"])
+            exit(0)
+        } catch {
+            logger.critical("function instance failed", metadata: ["error": "\(error)"])
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static func loadManifest(_ env: [String: String]) throws -> FunctionManifest {
+        guard let path = env["ALMANAC_FUNCTION_MANIFEST"], !path.isEmpty else {
+            throw ConfigurationError(file: "environment", field: "ALMANAC_FUNCTION_MANIFEST",
+                                     message: "is not set; function instances are started by the launcher (`almanac up`), which sets it to the function's function.yaml")
+        }
+        return try FunctionManifest(file: path)
+    }
+
+    /// Connects to Postgres and Kafka as the environment says and builds the runtime.
+    public static func makeRuntime(manifest: FunctionManifest, handler: any FunctionHandler, env: [String: String],
+                                   logger: Logger) async throws -> FunctionRuntime {
+        guard let dbURL = env["DATABASE_URL"], !dbURL.isEmpty else {
+            throw ConfigurationError(file: "environment", field: "DATABASE_URL", message: "is not set; see .almanac/endpoints.env after `almanac up`")
+        }
+        guard let kafka = KafkaConfiguration.fromEnvironment(env) else {
+            throw ConfigurationError(file: "environment", field: "KAFKA_BROKERS", message: "is not set; see .almanac/endpoints.env after `almanac up`")
+        }
+        let paths = AlmanacPaths.discover(env: env)
+        let schemas = try EventSchemaRegistry(directory: URL(fileURLWithPath: env["ALMANAC_EVENTS_DIR"] ?? paths.events))
+        let db = try await PostgresConnection.connect(url: dbURL, applicationName: "almanac-fn-\(manifest.name)", logger: logger)
+        let producer = try KafkaProducer(configuration: kafka)
+        let consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic])
+        return FunctionRuntime(manifest: manifest, handler: handler, database: db, producer: producer, source: consumer,
+                               schemas: schemas, instanceID: env["ALMANAC_INSTANCE_ID"], logger: logger)
+    }
+}
+
+/// Calls a closure when the process receives one of the given signals.
+public final class SignalWatcher: @unchecked Sendable {
+    // The dispatch sources are created once and only cancelled afterwards.
+    private var sources: [DispatchSourceSignal] = []
+
+    /// Starts watching; the default action of the signals is replaced.
+    public init(signals: [Int32], _ action: @escaping @Sendable (Int32) -> Void) {
+        for s in signals {
+            signal(s, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: s, queue: .global())
+            source.setEventHandler { action(s) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// Stops watching.
+    public func cancel() { sources.forEach { $0.cancel() } }
+}

@@ -1,0 +1,166 @@
+import AlmanacCore
+import AlmanacKafka
+import AlmanacPostgres
+import Foundation
+import Hummingbird
+import Logging
+
+/// The HTTP front door: business systems POST CloudEvents to `/events` and they go on the bus.
+///
+/// Accepts structured (`application/cloudevents+json`), batch
+/// (`application/cloudevents-batch+json`) and binary (`ce-*` headers) modes. Each request
+/// carries `Authorization: Bearer <token>`; the token names the tenant, which is stamped
+/// on every event (an event claiming another tenant is refused). The answer is 202 only
+/// after Kafka acknowledged every event of the request. Also serves `/healthz`, `/readyz`
+/// and Prometheus `/metrics`.
+public struct EventIngress: Sendable {
+    let producer: KafkaProducer
+    let tenants: TenantDirectory
+    let logger: Logger
+    let metrics: MetricsRegistry
+    let ready: @Sendable () async -> Bool
+    let extraMetrics: @Sendable () async -> String
+    /// The largest request body accepted.
+    public static let maxBody = 16 << 20
+
+    /// Makes an ingress.
+    /// - Parameters:
+    ///   - ready: what `/readyz` reports.
+    ///   - extraMetrics: Prometheus text appended to the registry's (e.g. figures read from Postgres).
+    public init(producer: KafkaProducer, tenants: TenantDirectory, logger: Logger, metrics: MetricsRegistry = .shared,
+                ready: @escaping @Sendable () async -> Bool, extraMetrics: @escaping @Sendable () async -> String = { "" }) {
+        self.producer = producer
+        self.tenants = tenants
+        var l = logger
+        l[metadataKey: "component"] = "ingress"
+        self.logger = l
+        self.metrics = metrics
+        self.ready = ready
+        self.extraMetrics = extraMetrics
+    }
+
+    /// The HTTP application, listening on `host:port` (port 0: any free port, reported to `onRunning`).
+    public func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("/healthz") { _, _ in Self.text(.ok, "ok\n") }
+        router.get("/readyz") { _, _ in await ready() ? Self.text(.ok, "ready\n") : Self.text(.serviceUnavailable, "not ready\n") }
+        router.get("/metrics") { _, _ in
+            let body = metrics.render() + (await extraMetrics())
+            return Self.text(.ok, body, contentType: "text/plain; version=0.0.4")
+        }
+        router.post("/events") { request, _ in await self.accept(request) }
+        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "almanac"),
+                           onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
+                           logger: logger)
+    }
+
+    func accept(_ incoming: Request) async -> Response {
+        var request = incoming
+        let headers: [(String, String)] = request.headers.map { ($0.name.canonicalName, $0.value) }
+        let auth = headers.first { $0.0 == "authorization" }?.1 ?? ""
+        guard auth.lowercased().hasPrefix("bearer "), case let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces), !token.isEmpty else {
+            return Self.problem(.unauthorized, "missing bearer token: send Authorization: Bearer <token> (ALMANAC_TOKEN in .almanac/endpoints.env)")
+        }
+        let tenant: String
+        do {
+            guard let t = try await tenants.tenant(forToken: token) else {
+                return Self.problem(.unauthorized, "unknown token")
+            }
+            tenant = t
+        } catch {
+            logger.error("tenant lookup failed", metadata: ["error": "\(error)"])
+            return Self.problem(.serviceUnavailable, "tenant directory unavailable; retry later")
+        }
+        let body: Data
+        do { body = Data((try await request.collectBody(upTo: Self.maxBody)).readableBytesView) } catch {
+            return Self.problem(.contentTooLarge, "request body over \(Self.maxBody) bytes")
+        }
+        var events: [CloudEvent]
+        do { events = try CloudEvent.fromHTTP(headers: headers, body: body) } catch {
+            metrics.increment("almanac_ingress_rejected_total", labels: ["reason": "invalid"], help: "Requests refused by the ingress")
+            return Self.problem(.badRequest, "\(error)")
+        }
+        for i in events.indices {
+            if let claimed = events[i].extensions["tenant"], claimed != tenant {
+                return Self.problem(.forbidden, "event \(events[i].id) claims tenant '\(claimed)' but the token belongs to '\(tenant)'")
+            }
+            events[i].tenant = tenant
+            if events[i].traceparent == nil, let tp = headers.first(where: { $0.0 == "traceparent" })?.1 { events[i].traceparent = tp }
+            if events[i].traceparent == nil { events[i].traceparent = CloudEvent.newTraceparent() }
+        }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for e in events {
+                    let record = e.kafkaBinary()
+                    group.addTask {
+                        try await producer.send(topic: Outbox.busTopic, key: record.key, value: record.value, headers: record.headers)
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } catch {
+            logger.error("publish failed", metadata: ["error": "\(error)"])
+            return Self.problem(.serviceUnavailable, "the bus did not acknowledge the event(s): \(error); retry later")
+        }
+        metrics.increment("almanac_ingress_events_total", by: Double(events.count), labels: ["tenant": tenant], help: "Events accepted over HTTP")
+        logger.info("accepted events", metadata: ["count": "\(events.count)", "tenant": "\(tenant)", "ids": "\(events.map(\.id).joined(separator: ","))"])
+        let answer: JSONValue = ["accepted": .array(events.map { .string($0.id) })]
+        return Self.text(.accepted, answer.serialized() + "\n", contentType: "application/json")
+    }
+
+    static func text(_ status: HTTPResponse.Status, _ body: String, contentType: String = "text/plain; charset=utf-8") -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        text(status, JSONValue.object(["error": .string(message), "status": .number(Double(status.code))]).serialized() + "\n",
+             contentType: "application/json")
+    }
+}
+
+/// Tenants and their bearer tokens (stored as SHA-256 digests, never in clear).
+public final class TenantDirectory: @unchecked Sendable {
+    // `cache` is guarded by `lock`; it maps a token to its tenant for a minute.
+    private let database: PostgresConnection
+    private let lock = NSLock()
+    private var cache: [String: (tenant: String, until: Date)] = [:]
+
+    /// Makes a directory over the `tenants` table.
+    public init(database: PostgresConnection) { self.database = database }
+
+    /// The tenant a token belongs to, or nil.
+    public func tenant(forToken token: String) async throws -> String? {
+        if let hit = cached(token) { return hit }
+        let rows = try await database.query(
+            "SELECT id FROM tenants WHERE token_sha256 = encode(sha256(convert_to($1, 'UTF8')), 'hex')", [token])
+        guard let id = try rows.first?.decode("id", as: String.self) else { return nil }
+        remember(token, id)
+        return id
+    }
+
+    private func cached(_ token: String) -> String? {
+        lock.withLock { cache[token].flatMap { $0.until > Date() ? $0.tenant : nil } }
+    }
+
+    private func remember(_ token: String, _ tenant: String) {
+        lock.withLock { cache[token] = (tenant, Date().addingTimeInterval(60)) }
+    }
+
+    /// Creates a tenant with a new random token, or leaves an existing one alone.
+    /// - Returns: the new token, or nil when the tenant already existed.
+    @discardableResult
+    public static func ensure(tenant: String, token: String, in db: PostgresConnection) async throws -> Bool {
+        try await db.exec("""
+            INSERT INTO tenants (id, token_sha256) VALUES ($1, encode(sha256(convert_to($2, 'UTF8')), 'hex'))
+            ON CONFLICT (id) DO UPDATE SET token_sha256 = EXCLUDED.token_sha256
+            """, [tenant, token]) > 0
+    }
+
+    /// A new random token: 32 bytes as base64url.
+    public static func newToken() -> String {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+        return "alm_" + Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+}

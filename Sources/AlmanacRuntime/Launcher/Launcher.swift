@@ -1,0 +1,246 @@
+import AlmanacCore
+import AlmanacKafka
+import AlmanacPostgres
+import Foundation
+import Logging
+
+/// Starts function instances on demand and lets them go (scale to zero).
+///
+/// Every round (each 200 ms, or at once when the router hints that it just delivered
+/// events) it reads each function's lag from Kafka — high watermark minus the group's
+/// committed offset, so it needs no memory of earlier rounds and works after a restart —
+/// asks `LaunchPlanner` what to do, and starts processes. Instances exit by themselves
+/// after their idle timeout; the launcher reaps them and frees their GPU slot.
+public actor Launcher {
+    /// A running instance.
+    public struct Instance: Sendable {
+        /// Its id (`<function>-<n>`).
+        public var id: String
+        /// The function.
+        public var function: String
+        /// The process id.
+        public var pid: Int32
+        /// The GPU slot it holds, if any.
+        public var gpu: String?
+        /// When it started.
+        public var startedAt: Date
+    }
+
+    /// What `status` and `/metrics` show.
+    public struct Snapshot: Sendable {
+        /// Running instances.
+        public var instances: [Instance]
+        /// Functions waiting for a GPU.
+        public var gpuQueue: [String]
+        /// Lag per function at the last round.
+        public var lag: [String: Int64]
+        /// GPU slots not in use.
+        public var freeGPUs: [String]
+    }
+
+    let manifests: [FunctionManifest]
+    let admin: KafkaAdmin
+    let paths: AlmanacPaths
+    let instanceEnvironment: [String: String]
+    let logDirectory: String
+    let database: PostgresConnection?
+    let logger: Logger
+    let metrics: MetricsRegistry
+    var processes: [String: Process] = [:]
+    var instances: [String: Instance] = [:]
+    var freeGPUs: [String]
+    var gpuQueue: [String] = []
+    var lag: [String: Int64] = [:]
+    var hinted: Set<String> = []
+    var counter = 0
+    var published = ""
+    private let wake: AsyncStream<Set<String>>.Continuation
+    private let wakes: AsyncStream<Set<String>>
+
+    /// Makes a launcher.
+    /// - Parameters:
+    ///   - instanceEnvironment: variables every instance gets (`DATABASE_URL`, `KAFKA_BROKERS`, …) on top of this process's.
+    ///   - logDirectory: where `<function>.log` files are written.
+    ///   - database: where the instance list and GPU queue are published for `almanac status`.
+    public init(manifests: [FunctionManifest], admin: KafkaAdmin, paths: AlmanacPaths, gpus: GPUInventory,
+                instanceEnvironment: [String: String], logDirectory: String, database: PostgresConnection?,
+                logger: Logger, metrics: MetricsRegistry = .shared) {
+        self.manifests = manifests
+        self.admin = admin
+        self.paths = paths
+        self.freeGPUs = gpus.slots
+        self.instanceEnvironment = instanceEnvironment
+        self.logDirectory = logDirectory
+        self.database = database
+        var l = logger
+        l[metadataKey: "component"] = "launcher"
+        self.logger = l
+        self.metrics = metrics
+        (wakes, wake) = AsyncStream.makeStream(of: Set<String>.self, bufferingPolicy: .bufferingNewest(64))
+    }
+
+    /// Asks for a round now; `functions` just received events.
+    public nonisolated func poke(_ functions: Set<String> = []) {
+        wake.yield(functions)
+    }
+
+    /// Runs rounds until the task is cancelled.
+    public func run() async {
+        logger.info("launcher started", metadata: ["gpus": "\(freeGPUs.joined(separator: ","))"])
+        try? FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        let ticker = Task { [wake] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(200))
+                wake.yield([])
+            }
+        }
+        defer { ticker.cancel() }
+        for await names in wakes {
+            if Task.isCancelled { break }
+            hinted.formUnion(names)
+            await round()
+        }
+    }
+
+    /// One round: observe, plan, start.
+    public func round() async {
+        var observations: [LaunchPlanner.Observation] = []
+        for m in manifests {
+            let running = instances.values.filter { $0.function == m.name }.count
+            var pending: Int64
+            if hinted.contains(m.name) && running == 0 {
+                // The router just delivered to a function with no instance: start without waiting for a lag read.
+                pending = 1
+            } else {
+                do { pending = try await admin.lag(group: m.consumerGroup, topic: m.inputTopic) } catch {
+                    logger.debug("lag unavailable", metadata: ["function": "\(m.name)", "error": "\(error)"])
+                    pending = 0
+                }
+            }
+            lag[m.name] = pending
+            metrics.set("almanac_function_lag", Double(pending), labels: ["function": m.name], help: "Uncommitted records in the function's input topic")
+            observations.append(.init(name: m.name, lag: pending, running: running, concurrency: m.concurrency, gpu: m.gpu))
+        }
+        hinted.removeAll()
+        let plan = LaunchPlanner.plan(observations, freeGPUs: freeGPUs, queueOrder: gpuQueue)
+        for s in plan.starts {
+            guard let m = manifests.first(where: { $0.name == s.function }) else { continue }
+            if let gpu = s.gpu { freeGPUs.removeAll { $0 == gpu } }
+            do { try start(m, gpu: s.gpu) } catch {
+                if let gpu = s.gpu { freeGPUs.append(gpu) }
+                logger.error("cannot start an instance", metadata: ["function": "\(m.name)", "error": "\(error)"])
+            }
+        }
+        let newlyQueued = plan.queued.filter { !gpuQueue.contains($0) }
+        for name in newlyQueued { logger.info("waiting for a GPU", metadata: ["function": "\(name)", "free_gpus": "0"]) }
+        gpuQueue = gpuQueue.filter { plan.queued.contains($0) } + newlyQueued
+        for m in manifests {
+            metrics.set("almanac_function_instances", Double(instances.values.filter { $0.function == m.name }.count),
+                        labels: ["function": m.name], help: "Running instances")
+        }
+        metrics.set("almanac_gpu_queue_length", Double(gpuQueue.count), help: "Functions waiting for a GPU")
+        await publish()
+    }
+
+    func start(_ m: FunctionManifest, gpu: String?) throws {
+        counter += 1
+        let id = "\(m.name)-\(getpid())-\(counter)"
+        let p = Process()
+        switch m.run {
+        case .executable(let name):
+            p.executableURL = URL(fileURLWithPath: name.hasPrefix("/") ? name : "\(paths.binaries)/\(name)")
+            p.arguments = []
+        case .command:
+            p.executableURL = URL(fileURLWithPath: "\(paths.binaries)/almanac")
+            p.arguments = ["function", "exec", "--manifest", "\(m.directory)/function.yaml"]
+        }
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in m.environment { env[k] = v }
+        for (k, v) in instanceEnvironment { env[k] = v }
+        env["ALMANAC_FUNCTION_MANIFEST"] = "\(m.directory)/function.yaml"
+        env["ALMANAC_INSTANCE_ID"] = id
+        env["ALMANAC_ROOT"] = paths.root
+        env["ALMANAC_BIN"] = paths.binaries
+        env["CUDA_VISIBLE_DEVICES"] = gpu ?? ""
+        p.environment = env
+        p.currentDirectoryURL = URL(fileURLWithPath: m.directory)
+        let logPath = "\(logDirectory)/\(m.name).log"
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        p.standardOutput = log
+        p.standardError = log
+        p.standardInput = FileHandle.nullDevice
+        p.terminationHandler = { [weak self] proc in
+            let status = proc.terminationStatus
+            let reason = proc.terminationReason
+            try? log.close()
+            guard let self else { return }
+            Task { await self.reaped(id: id, status: status, signalled: reason == .uncaughtSignal) }
+        }
+        try p.run()
+        let instance = Instance(id: id, function: m.name, pid: p.processIdentifier, gpu: gpu, startedAt: Date())
+        instances[id] = instance
+        processes[id] = p
+        metrics.increment("almanac_instances_started_total", labels: ["function": m.name], help: "Instances started")
+        logger.info("started instance", metadata: ["function": "\(m.name)", "instance": "\(id)", "pid": "\(p.processIdentifier)",
+                                                   "gpu": "\(gpu ?? "none")"])
+    }
+
+    func reaped(id: String, status: Int32, signalled: Bool) async {
+        guard let instance = instances.removeValue(forKey: id) else { return }
+        processes[id] = nil
+        if let gpu = instance.gpu { freeGPUs.append(gpu) }
+        let how = signalled ? "killed by signal \(status)" : "exit \(status)"
+        if signalled || status != 0 {
+            logger.warning("instance ended abnormally", metadata: ["instance": "\(id)", "function": "\(instance.function)", "status": "\(how)"])
+        } else {
+            logger.info("instance exited", metadata: ["instance": "\(id)", "function": "\(instance.function)"])
+        }
+        poke()
+    }
+
+    /// The current state.
+    public func snapshot() -> Snapshot {
+        Snapshot(instances: instances.values.sorted { $0.id < $1.id }, gpuQueue: gpuQueue, lag: lag, freeGPUs: freeGPUs)
+    }
+
+    /// Sends SIGTERM to every instance (each finishes its event in hand) and waits up to `grace` for them to exit.
+    public func stopAll(grace: Duration = .seconds(30)) async {
+        for p in processes.values where p.isRunning { p.terminate() }
+        let deadline = ContinuousClock.now + grace
+        while processes.values.contains(where: { $0.isRunning }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for p in processes.values where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    }
+
+    /// Writes instances and the GPU queue to Postgres when they changed.
+    func publish() async {
+        guard let database else { return }
+        let list = instances.values.sorted { $0.id < $1.id }
+        let key = list.map(\.id).joined(separator: ",") + "|" + gpuQueue.joined(separator: ",")
+        guard key != published else { return }
+        let queue = gpuQueue
+        let lags = lag
+        do {
+            try await database.transaction { tx in
+                try await tx.exec("DELETE FROM function_instances")
+                for i in list {
+                    try await tx.exec("INSERT INTO function_instances (instance, function, pid, gpu, started_at) VALUES ($1, $2, $3, $4, $5)",
+                                      [i.id, i.function, Int(i.pid), i.gpu, i.startedAt])
+                }
+                try await tx.exec("DELETE FROM gpu_queue WHERE NOT (function = ANY($1::text[]))", [queue])
+                for name in queue {
+                    try await tx.exec("""
+                        INSERT INTO gpu_queue (function, lag) VALUES ($1, $2)
+                        ON CONFLICT (function) DO UPDATE SET lag = EXCLUDED.lag
+                        """, [name, lags[name] ?? 0])
+                }
+            }
+            published = key
+        } catch {
+            logger.warning("cannot publish launcher state", metadata: ["error": "\(error)"])
+        }
+    }
+}

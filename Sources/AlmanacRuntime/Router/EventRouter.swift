@@ -1,0 +1,184 @@
+import AlmanacCore
+import AlmanacKafka
+import AlmanacPostgres
+import Foundation
+import Logging
+
+/// Consumes the bus and delivers each event to every function that subscribes to it.
+///
+/// Per batch of records: decode each (binary or structured mode) and validate its data
+/// against its type's schema, dead-lettering what fails; match it against every manifest's
+/// subscriptions; produce it (binary mode, keyed by subject) to each match's
+/// `almanac.fn.<name>`; archive it in Postgres; and commit the batch's offsets only after
+/// every produce was acknowledged. An event no function subscribes to is counted and logged.
+public final class EventRouter: Sendable {
+    let manifests: [FunctionManifest]
+    let schemas: EventSchemaRegistry
+    let database: PostgresConnection
+    let producer: KafkaProducer
+    let source: KafkaConsumer
+    let logger: Logger
+    let metrics: MetricsRegistry
+    let onRouted: @Sendable (Set<String>) -> Void
+    let stopFlag = StopFlag()
+    /// The consumer group of the router.
+    public static let consumerGroup = "almanac.router"
+
+    /// Makes a router.
+    /// - Parameter onRouted: called with the names of the functions that just received events (the launcher's hint).
+    public init(manifests: [FunctionManifest], schemas: EventSchemaRegistry, database: PostgresConnection, producer: KafkaProducer,
+                source: KafkaConsumer, logger: Logger, metrics: MetricsRegistry = .shared,
+                onRouted: @escaping @Sendable (Set<String>) -> Void = { _ in }) {
+        self.manifests = manifests
+        self.schemas = schemas
+        self.database = database
+        self.producer = producer
+        self.source = source
+        var l = logger
+        l[metadataKey: "component"] = "router"
+        self.logger = l
+        self.metrics = metrics
+        self.onRouted = onRouted
+    }
+
+    /// Stops after the batch in hand.
+    public func stop() { stopFlag.set() }
+
+    /// Routes until stopped.
+    /// - Throws: when Kafka or Postgres fail so that a batch cannot be completed; its offsets are not committed.
+    public func run() async throws {
+        logger.info("router started", metadata: ["functions": "\(manifests.map(\.name).joined(separator: ","))"])
+        while !stopFlag.isSet {
+            let records = try await source.poll(max: 2000, timeout: .milliseconds(100))
+            if records.isEmpty { continue }
+            try await route(records)
+        }
+        logger.info("router stopped")
+    }
+
+    /// One event's fate in a batch.
+    struct Routed {
+        var event: CloudEvent
+        var targets: [String]
+    }
+
+    /// Routes one batch, then commits it.
+    func route(_ records: [KafkaRecord]) async throws {
+        var routed: [Routed] = []
+        var letters: [DeadLetter] = []
+        for record in records {
+            do {
+                let event = try CloudEvent(kafka: record.eventRecord)
+                try schemas.validate(event)
+                let targets = manifests.filter { $0.subscribes(to: event) }.map(\.name)
+                if targets.isEmpty {
+                    metrics.increment("almanac_events_unmatched_total", labels: ["type": event.type],
+                                      help: "Events no function subscribes to")
+                    logger.info("no function subscribes to this event", metadata: [
+                        "event_id": "\(event.id)", "event_type": "\(event.type)", "tenant": "\(event.tenant)"])
+                }
+                routed.append(Routed(event: event, targets: targets))
+            } catch let error as EventError {
+                let decoded = try? CloudEvent(kafka: record.eventRecord)
+                letters.append(DeadLetter(stage: "router", record: record, event: decoded, errorCode: error.code.description,
+                                          error: error.message, attempts: 0))
+            }
+        }
+        async let acks: Void = produceAll(routed)
+        try await archive(routed.map(\.event))
+        try await acks
+        for letter in letters {
+            try await DeadLetterStore.insert(letter, into: database)
+            metrics.increment("almanac_dead_letters_total", labels: ["stage": "router", "code": letter.errorCode], help: "Events dead-lettered")
+            logger.error("record dead-lettered", metadata: [
+                "error_code": "\(letter.errorCode)", "error": "\(letter.error)", "topic": "\(letter.sourceTopic)",
+                "partition": "\(letter.sourcePartition ?? -1)", "offset": "\(letter.sourceOffset ?? -1)"])
+            do { try await DeadLetterStore.publish(letter, producer: producer) } catch {
+                logger.warning("dead letter stored but not produced", metadata: ["error": "\(error)"])
+            }
+        }
+        var positions: [String: KafkaCommitPosition] = [:]
+        for r in records {
+            let key = "\(r.topic)/\(r.partition)"
+            if (positions[key]?.offset ?? -1) < r.offset + 1 { positions[key] = KafkaCommitPosition(after: r) }
+        }
+        try await source.commit(Array(positions.values))
+        let delivered = routed.reduce(0) { $0 + $1.targets.count }
+        metrics.increment("almanac_events_received_total", by: Double(records.count), help: "Records consumed from the bus")
+        metrics.increment("almanac_events_routed_total", by: Double(delivered), help: "Deliveries to function topics")
+        onRouted(Set(routed.flatMap(\.targets)))
+    }
+
+    /// Produces every delivery and waits for all acknowledgements, retrying failures a few times.
+    func produceAll(_ routed: [Routed]) async throws {
+        var pending: [(topic: String, record: KafkaEventRecord)] = []
+        for r in routed where !r.targets.isEmpty {
+            let record = r.event.kafkaBinary()
+            for t in r.targets { pending.append((FunctionManifest.inputTopic(for: t), record)) }
+        }
+        var attempt = 0
+        while !pending.isEmpty {
+            let failed = await produceBatch(pending)
+            if failed.isEmpty { return }
+            attempt += 1
+            if attempt >= 5 {
+                throw KafkaError(.produce, "\(failed.count) deliveries still failing after \(attempt) attempts: \(failed.first!.error)")
+            }
+            logger.warning("retrying failed deliveries", metadata: ["count": "\(failed.count)", "error": "\(failed.first!.error)"])
+            try await Task.sleep(for: .milliseconds(100 * attempt))
+            pending = failed.map { ($0.topic, $0.record) }
+        }
+    }
+
+    private func produceBatch(_ items: [(topic: String, record: KafkaEventRecord)]) async -> [(topic: String, record: KafkaEventRecord, error: KafkaError)] {
+        await withCheckedContinuation { cont in
+            let tracker = BatchTracker(count: items.count) { failures in
+                cont.resume(returning: failures.map { (items[$0.index].topic, items[$0.index].record, $0.error) })
+            }
+            for (i, item) in items.enumerated() {
+                producer.produce(topic: item.topic, key: item.record.key, value: item.record.value, headers: item.record.headers) { result in
+                    if case .failure(let e) = result { tracker.done(index: i, error: e) } else { tracker.done(index: i, error: nil) }
+                }
+            }
+        }
+    }
+
+    /// Archives events for replay; an event archived before (same source and id) is left as it was.
+    func archive(_ events: [CloudEvent]) async throws {
+        guard !events.isEmpty else { return }
+        try await database.exec("""
+            INSERT INTO event_archive (source, id, type, subject, tenant, time, causation_id, correlation_id, event)
+            SELECT s, i, t, sub, ten, tm, c, cor, e::jsonb
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])
+                 AS x(s, i, t, sub, ten, tm, c, cor, e)
+            ON CONFLICT DO NOTHING
+            """, [events.map(\.source), events.map(\.id), events.map(\.type), PostgresNullableArray(events.map(\.subject)),
+                  events.map(\.tenant), PostgresNullableArray(events.map(\.time)), PostgresNullableArray(events.map(\.causationID)),
+                  PostgresNullableArray(events.map(\.correlationID)), events.map { $0.structuredJSON().serialized() }])
+    }
+}
+
+/// Counts completions of a batch of produces and reports the failures once all are in.
+final class BatchTracker: @unchecked Sendable {
+    // Guarded by `lock`; completions arrive on librdkafka's delivery thread.
+    private let lock = NSLock()
+    private var remaining: Int
+    private var failures: [(index: Int, error: KafkaError)] = []
+    private let finished: ([(index: Int, error: KafkaError)]) -> Void
+
+    init(count: Int, finished: @escaping ([(index: Int, error: KafkaError)]) -> Void) {
+        self.remaining = count
+        self.finished = finished
+        if count == 0 { finished([]) }
+    }
+
+    func done(index: Int, error: KafkaError?) {
+        lock.lock()
+        if let error { failures.append((index, error)) }
+        remaining -= 1
+        let last = remaining == 0
+        let f = failures
+        lock.unlock()
+        if last { finished(f) }
+    }
+}

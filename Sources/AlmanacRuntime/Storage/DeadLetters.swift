@@ -1,0 +1,96 @@
+import AlmanacCore
+import AlmanacKafka
+import AlmanacPostgres
+import Foundation
+
+/// An event (or record) that could not be handled, kept with why and its original bytes.
+public struct DeadLetter: Sendable {
+    /// `router`, or the function that gave up.
+    public var stage: String
+    /// The event id, when the record decoded.
+    public var eventID: String?
+    /// The event type, when the record decoded.
+    public var eventType: String?
+    /// The tenant, when known.
+    public var tenant: String
+    /// A short machine-readable reason (`undecodable`, `invalid_event`, `schema_violation`, `handler_failed`, `deadline_exceeded`).
+    public var errorCode: String
+    /// The full explanation.
+    public var error: String
+    /// How many attempts were made.
+    public var attempts: Int
+    /// The topic, partition and offset the record came from.
+    public var sourceTopic: String
+    /// The partition it came from.
+    public var sourcePartition: Int32?
+    /// The offset it came from.
+    public var sourceOffset: Int64?
+    /// The original record key.
+    public var key: Data?
+    /// The original record value.
+    public var value: Data?
+    /// The original record headers.
+    public var headers: [(String, Data)]
+
+    /// A dead letter for a consumed record.
+    public init(stage: String, record: KafkaRecord, event: CloudEvent?, errorCode: String, error: String, attempts: Int) {
+        self.stage = stage
+        self.eventID = event?.id
+        self.eventType = event?.type
+        self.tenant = event?.tenant ?? "default"
+        self.errorCode = errorCode
+        self.error = error
+        self.attempts = attempts
+        self.sourceTopic = record.topic
+        self.sourcePartition = record.partition
+        self.sourceOffset = record.offset
+        self.key = record.key
+        self.value = record.value
+        self.headers = record.headers
+    }
+
+    /// The topic every dead letter is also produced to.
+    public static let topic = "almanac.deadletters"
+
+    /// Headers as stored in `record_headers`: `[[name, base64], …]`.
+    public static func encodeHeaders(_ headers: [(String, Data)]) -> JSONValue {
+        .array(headers.map { .array([.string($0.0), .string($0.1.base64EncodedString())]) })
+    }
+
+    /// Headers read back from `record_headers`.
+    public static func decodeHeaders(_ json: JSONValue?) -> [(String, Data)] {
+        (json?.arrayValue ?? []).compactMap { pair in
+            guard let p = pair.arrayValue, p.count == 2, let n = p[0].stringValue, let v = p[1].stringValue,
+                  let d = Data(base64Encoded: v) else { return nil }
+            return (n, d)
+        }
+    }
+}
+
+/// The dead-letter table and topic.
+public enum DeadLetterStore {
+    /// Inserts a dead letter; a second one for the same stage and event while the first is open is ignored.
+    /// - Returns: the new row's id, or nil when it was already there.
+    @discardableResult
+    public static func insert(_ letter: DeadLetter, into db: any PostgresExecutor) async throws -> Int64? {
+        let rows = try await db.query("""
+            INSERT INTO dead_letters (stage, event_id, event_type, tenant, error_code, error, attempts, source_topic,
+                                      source_partition, source_offset, record_key, record_value, record_headers)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)
+            ON CONFLICT DO NOTHING RETURNING id
+            """, [letter.stage, letter.eventID, letter.eventType, letter.tenant, letter.errorCode, letter.error,
+                  letter.attempts, letter.sourceTopic, letter.sourcePartition, letter.sourceOffset, letter.key, letter.value,
+                  DeadLetter.encodeHeaders(letter.headers).serialized()])
+        return try rows.first?.decode("id", as: Int64.self)
+    }
+
+    /// Produces the original record to `almanac.deadletters`, with the reason in `almanac-dlq-*` headers.
+    public static func publish(_ letter: DeadLetter, producer: KafkaProducer) async throws {
+        var headers = letter.headers
+        headers.append(("almanac-dlq-stage", Data(letter.stage.utf8)))
+        headers.append(("almanac-dlq-error-code", Data(letter.errorCode.utf8)))
+        headers.append(("almanac-dlq-error", Data(letter.error.prefix(4000).utf8)))
+        headers.append(("almanac-dlq-attempts", Data("\(letter.attempts)".utf8)))
+        try await producer.send(topic: DeadLetter.topic, key: letter.key, value: letter.value, headers: headers)
+    }
+}

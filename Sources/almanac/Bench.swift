@@ -1,0 +1,6 @@
+import ArgumentParser
+
+/// `almanac bench`: benchmarks, run as commands (never as timed tests).
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchRouter.self])
+}

@@ -1,0 +1,261 @@
+import AlmanacCore
+import AlmanacKafka
+import AlmanacPostgres
+import AlmanacRuntime
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `almanac publish`: put a CloudEvent on the bus.
+struct Publish: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Publish a CloudEvent to the bus (almanac.events) and wait for Kafka's acknowledgement.",
+        discussion: "Either --type (with --source, --subject, --data) or --file with a structured JSON CloudEvent (or a JSON array of them).")
+
+    @OptionGroup var client: ClientOptions
+    @Option(help: "The event type, e.g. almanac.data.arrived.") var type: String?
+    @Option(help: "The event source.") var source: String = "almanac/cli"
+    @Option(help: "The subject (the dataset): the Kafka key.") var subject: String?
+    @Option(help: "The data, as JSON text.") var data: String?
+    @Option(help: "The tenant.") var tenant: String = "default"
+    @Option(help: "The event id (default: a new UUID).") var id: String?
+    @Option(help: "A file holding a structured CloudEvent, or a JSON array of them ('-' for stdin).") var file: String?
+
+    func run() async throws {
+        var events: [CloudEvent] = []
+        if let file {
+            let bytes = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
+            let json = try JSONValue(parsing: bytes)
+            for item in json.arrayValue ?? [json] { events.append(try CloudEvent(structuredJSON: item)) }
+        } else {
+            guard let type else { throw ValidationError("give --type (and --data) or --file") }
+            var json: JSONValue = .null
+            if let data {
+                do { json = try JSONValue(parsing: data) } catch { throw ValidationError("--data is not JSON: \(error)") }
+            }
+            var e = CloudEvent(id: id ?? UUID().uuidString.lowercased(), source: source, type: type, subject: subject, json: json)
+            e.tenant = tenant
+            events.append(e)
+        }
+        let producer = try KafkaProducer(configuration: try client.kafka())
+        for var e in events {
+            if e.traceparent == nil { e.traceparent = CloudEvent.newTraceparent() }
+            let r = e.kafkaBinary()
+            let report = try await producer.send(topic: Outbox.busTopic, key: r.key, value: r.value, headers: r.headers)
+            print("published \(e.id) (\(e.type)) to \(report.topic)[\(report.partition)]@\(report.offset)")
+        }
+    }
+}
+
+/// `almanac status`: functions, instances, lag, GPU queue, dead letters.
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show functions, running instances, lag, the GPU queue and dead letters.")
+    @OptionGroup var client: ClientOptions
+    @Option(help: "The folder of function manifests.") var functions: String?
+
+    func run() async throws {
+        let db = try await client.database()
+        let manifests = try FunctionManifest.loadAll(from: functions ?? AlmanacPaths.discover().functions)
+        let admin = try? KafkaAdmin(configuration: try client.kafka())
+        let instances = try await db.query("SELECT instance, function, pid, gpu, started_at FROM function_instances ORDER BY instance")
+        let stats = try await db.query("""
+            SELECT function, count(*) FILTER (WHERE outcome = 'succeeded')::bigint AS ok,
+                   count(*) FILTER (WHERE outcome IN ('failed', 'timed_out'))::bigint AS failed,
+                   count(*) FILTER (WHERE outcome = 'dead_lettered')::bigint AS dead,
+                   max(started_at) AS last
+            FROM invocations GROUP BY function
+            """)
+        var rows: [[String]] = []
+        for m in manifests {
+            let lag: String
+            if let admin, let l = try? await admin.lag(group: m.consumerGroup, topic: m.inputTopic) { lag = "\(l)" } else { lag = "?" }
+            let running = instances.filter { $0.text("function") == m.name }.count
+            let s = stats.first { $0.text("function") == m.name }
+            rows.append([m.name, "\(running)/\(m.concurrency)", lag, m.gpu.rawValue, s?.text("ok") ?? "0", s?.text("failed") ?? "0",
+                         s?.text("dead") ?? "0", s?.text("last").map { String($0.prefix(19)) } ?? "-"])
+        }
+        print("FUNCTIONS")
+        print(table(["name", "instances", "lag", "gpu", "succeeded", "failed", "dead", "last invocation"], rows))
+        print("\nINSTANCES")
+        if instances.isEmpty { print("none running (scaled to zero)") } else {
+            print(table(["instance", "function", "pid", "gpu", "started"], instances.map {
+                [$0.text("instance") ?? "", $0.text("function") ?? "", $0.text("pid") ?? "", $0.text("gpu") ?? "-", String(($0.text("started_at") ?? "").prefix(19))]
+            }))
+        }
+        let queue = try await db.query("SELECT function, waiting_since, lag FROM gpu_queue ORDER BY waiting_since")
+        print("\nGPU QUEUE")
+        if queue.isEmpty { print("empty") } else {
+            print(table(["function", "waiting since", "lag"], queue.map { [$0.text("function") ?? "", String(($0.text("waiting_since") ?? "").prefix(19)), $0.text("lag") ?? ""] }))
+        }
+        let dead = try await db.query("SELECT stage, count(*)::bigint AS n FROM dead_letters WHERE status = 'open' GROUP BY stage ORDER BY stage")
+        print("\nDEAD LETTERS (open)")
+        if dead.isEmpty { print("none") } else { print(table(["stage", "count"], dead.map { [$0.text("stage") ?? "", $0.text("n") ?? ""] })) }
+    }
+}
+
+/// `almanac dlq`: inspect and redrive dead letters.
+struct DLQ: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Inspect and redrive dead letters.", subcommands: [List.self, Show.self, Redrive.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List dead letters.")
+        @OptionGroup var client: ClientOptions
+        @Flag(help: "Include redriven ones.") var all = false
+        @Option(help: "Only this stage (router or a function).") var stage: String?
+
+        func run() async throws {
+            let db = try await client.database()
+            let rows = try await db.query("""
+                SELECT id, stage, event_id, event_type, error_code, attempts, status, created_at, left(error, 100) AS error
+                FROM dead_letters WHERE ($1 OR status = 'open') AND ($2::text IS NULL OR stage = $2)
+                ORDER BY id
+                """, [all, stage])
+            if rows.isEmpty { print("no dead letters"); return }
+            print(table(["id", "stage", "event", "type", "code", "attempts", "status", "error"], rows.map {
+                [$0.text("id") ?? "", $0.text("stage") ?? "", $0.text("event_id") ?? "-", $0.text("event_type") ?? "-",
+                 $0.text("error_code") ?? "", $0.text("attempts") ?? "", $0.text("status") ?? "", $0.text("error") ?? ""]
+            }))
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one dead letter with its error and original record.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The dead letter's id.") var id: Int64
+
+        func run() async throws {
+            let db = try await client.database()
+            guard let r = try await db.query("SELECT *, record_headers::text AS headers FROM dead_letters WHERE id = $1", [id]).first else {
+                throw ValidationError("no dead letter \(id); `almanac dlq list --all` lists them")
+            }
+            for key in ["id", "stage", "status", "event_id", "event_type", "tenant", "error_code", "attempts", "source_topic",
+                        "source_partition", "source_offset", "created_at", "redriven_at"] {
+                print("\(key): \(r.text(key) ?? "-")")
+            }
+            print("error: \(r.text("error") ?? "")")
+            let headers = DeadLetter.decodeHeaders(try? JSONValue(parsing: r.text("headers") ?? "[]"))
+            print("headers:")
+            for (k, v) in headers { print("  \(k): \(String(data: v, encoding: .utf8) ?? v.base64EncodedString())") }
+            let value = try r.decodeIfPresent("record_value", as: Data.self) ?? Data()
+            print("value (\(value.count) bytes):")
+            print(String(data: value.prefix(4096), encoding: .utf8) ?? value.prefix(4096).base64EncodedString())
+        }
+    }
+
+    struct Redrive: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send dead letters back to where they failed: a function's input topic, or the bus for the router.",
+            discussion: "The function's processed mark for the event is cleared so it runs again; the dead letter becomes 'redriven'.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Dead letter ids.") var ids: [Int64] = []
+        @Flag(help: "Redrive every open dead letter (of --stage, when given).") var all = false
+        @Option(help: "With --all: only this stage.") var stage: String?
+
+        func run() async throws {
+            guard all || !ids.isEmpty else { throw ValidationError("name dead letter ids, or --all") }
+            let db = try await client.database()
+            let producer = try KafkaProducer(configuration: try client.kafka())
+            let rows = try await db.query("""
+                SELECT id, stage, event_id, record_key, record_value, record_headers::text AS headers FROM dead_letters
+                WHERE status = 'open' AND (($1 AND ($2::text IS NULL OR stage = $2)) OR id = ANY($3::bigint[])) ORDER BY id
+                """, [all, stage, ids])
+            if rows.isEmpty { print("nothing to redrive"); return }
+            for r in rows {
+                let id = try r.decode("id", as: Int64.self)
+                let stage = try r.decode("stage", as: String.self)
+                let topic = stage == "router" ? Outbox.busTopic : FunctionManifest.inputTopic(for: stage)
+                let headers = DeadLetter.decodeHeaders(try? JSONValue(parsing: r.text("headers") ?? "[]"))
+                try await db.transaction { tx in
+                    if let eventID = r.text("event_id") {
+                        try await tx.exec("DELETE FROM processed_events WHERE function = $1 AND event_id = $2", [stage, eventID])
+                    }
+                    try await tx.exec("UPDATE dead_letters SET status = 'redriven', redriven_at = now() WHERE id = $1", [id])
+                }
+                try await producer.send(topic: topic, key: try r.decodeIfPresent("record_key", as: Data.self),
+                                        value: try r.decodeIfPresent("record_value", as: Data.self), headers: headers)
+                print("redrove dead letter \(id) to \(topic)")
+            }
+        }
+    }
+}
+
+/// `almanac replay`: re-publish archived events.
+struct Replay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-publish archived events to the bus, chosen by time range, type, subject or causation chain.",
+        discussion: """
+            Events keep their ids, so functions that already processed them skip them (use this after the mock broker \
+            lost its memory, or to feed a new function). --new-ids gives each a fresh id (its cause recorded as the \
+            original), so every subscriber handles it again.
+            """)
+    @OptionGroup var client: ClientOptions
+    @Option(help: "From this time (RFC 3339).") var since: String?
+    @Option(help: "Until this time (RFC 3339).") var until: String?
+    @Option(help: "Only this event type.") var type: String?
+    @Option(help: "Only this subject.") var subject: String?
+    @Option(help: "This event and everything it caused, transitively.") var causation: String?
+    @Flag(help: "Give replayed events new ids so they are handled again.") var newIDs = false
+    @Flag(help: "List what would be replayed, without publishing.") var dryRun = false
+
+    func run() async throws {
+        let from = try since.map { s -> Date in
+            guard let d = RFC3339.parse(s) else { throw ValidationError("--since must be RFC 3339, e.g. 2026-11-23T10:00:00Z") }
+            return d
+        }
+        let to = try until.map { s -> Date in
+            guard let d = RFC3339.parse(s) else { throw ValidationError("--until must be RFC 3339") }
+            return d
+        }
+        let db = try await client.database()
+        let rows = try await EventArchive.select(in: db, since: from, until: to, type: type, subject: subject, causation: causation)
+        if rows.isEmpty { print("no archived events match"); return }
+        let producer = dryRun ? nil : try KafkaProducer(configuration: try client.kafka())
+        for var e in rows {
+            if newIDs {
+                let original = e.id
+                e.id = UUID().uuidString.lowercased()
+                e.causationID = original
+            }
+            if let producer {
+                let r = e.kafkaBinary()
+                try await producer.send(topic: Outbox.busTopic, key: r.key, value: r.value, headers: r.headers)
+            }
+            print("\(dryRun ? "would replay" : "replayed") \(e.id) \(e.type) \(e.subject ?? "-")")
+        }
+        print("\(rows.count) event\(rows.count == 1 ? "" : "s")")
+    }
+}
+
+/// `almanac logs`: the instances' and services' logs.
+struct Logs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print logs of functions and services (JSON lines from .almanac/logs).")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "A function or service (serve, broker, postgres); all when omitted.") var name: String?
+    @Option(help: "Only lines about this event id.") var event: String?
+    @Option(help: "Only lines with this trace id.") var trace: String?
+    @Flag(name: .shortAndLong, help: "Keep printing new lines.") var follow = false
+
+    func run() async throws {
+        let dir = "\(client.state)/logs"
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter {
+            $0.hasSuffix(".log") && (name == nil || $0 == "\(name!).log")
+        }.sorted()
+        if files.isEmpty { throw ValidationError("no logs in \(dir)\(name.map { " for \($0)" } ?? "")") }
+        var offsets: [String: UInt64] = [:]
+        repeat {
+            for f in files {
+                guard let h = FileHandle(forReadingAtPath: "\(dir)/\(f)") else { continue }
+                h.seek(toFileOffset: offsets[f] ?? 0)
+                let data = h.readDataToEndOfFile()
+                offsets[f] = h.offsetInFile
+                try? h.close()
+                for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+                    if let event, !line.contains(event) { continue }
+                    if let trace, !line.contains(trace) { continue }
+                    print(files.count > 1 ? "\(f.dropLast(4)): \(line)" : String(line))
+                }
+            }
+            if follow { try await Task.sleep(for: .milliseconds(500)) }
+        } while follow
+    }
+}

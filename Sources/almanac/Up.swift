@@ -1,0 +1,258 @@
+import AlmanacCore
+import AlmanacHTTP
+import AlmanacKafka
+import AlmanacPostgres
+import AlmanacRuntime
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `almanac up`: the embedded default (or real services), supervised.
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start Almanac: Postgres, Kafka, the router, the launcher and the HTTP ingress.",
+        discussion: """
+            With no DATABASE_URL, a private Postgres runs from .almanac/postgres (initdb/pg_ctl; as the postgres user \
+            when run as root). With no KAFKA_BROKERS, librdkafka's mock cluster runs in its own process: it speaks the \
+            real Kafka protocol on loopback but keeps events in memory, so what it held is gone when it stops \
+            (the outbox and the event archive in Postgres are what survive; `almanac replay` re-publishes). \
+            Each service runs in its own process and is restarted if it dies. State lives under .almanac/ in the \
+            current directory; .almanac/endpoints.env tells clients where everything is. Ctrl-C stops it all gracefully.
+            """)
+
+    @Option(help: "The ingress port on 127.0.0.1.") var httpPort: Int = 8787
+    @Option(help: "The folder of function manifests (default: functions/ of the project).") var functions: String?
+    @Option(help: "The state folder.") var state: String = ".almanac"
+    @Option(help: "The embedded Postgres port (kept in the state folder after the first run).") var postgresPort: Int?
+    @Flag(help: "Exit once everything is up and endpoints.env is written (services keep running in the background).") var detach = false
+
+    func run() async throws {
+        let logger = Logger(label: "almanac.up")
+        let fm = FileManager.default
+        let statePath = URL(fileURLWithPath: state).standardizedFileURL.path
+        try fm.createDirectory(atPath: "\(statePath)/logs", withIntermediateDirectories: true)
+        let paths = AlmanacPaths.discover()
+        let functionsDir = functions.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? paths.functions
+        let env = ProcessInfo.processInfo.environment
+        let supervisor = Supervisor(logDirectory: "\(statePath)/logs")
+
+        // Postgres
+        var embedded: EmbeddedPostgres?
+        let databaseURL: String
+        if let url = env["DATABASE_URL"], !url.isEmpty {
+            databaseURL = url
+            say("postgres   using DATABASE_URL (\(PostgresConnection.redact(url)))")
+        } else {
+            let portFile = "\(statePath)/postgres.port"
+            let port = postgresPort ?? (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                ?? EmbeddedPostgres.freePort()
+            try "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
+            let pg = try EmbeddedPostgres(dataDirectory: "\(statePath)/postgres", port: port, logFile: "\(statePath)/logs/postgres.log")
+            say("postgres   starting the embedded server in \(state)/postgres on 127.0.0.1:\(port)")
+            try pg.start(logger: logger)
+            embedded = pg
+            databaseURL = pg.url
+        }
+        let db = try await PostgresConnection.connect(url: databaseURL, logger: logger)
+        let applied = try await PostgresMigrator(directory: paths.migrations).migrate(db, logger: logger)
+        say("postgres   schema up to date\(applied.isEmpty ? "" : " (applied \(applied.map(String.init).joined(separator: ", ")))")")
+
+        // The default tenant's token, kept across runs.
+        let tokenFile = "\(statePath)/token"
+        let token: String
+        if let t = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !t.isEmpty {
+            token = t
+        } else {
+            token = TenantDirectory.newToken()
+            try token.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            chmod(tokenFile, 0o600)
+        }
+        try await TenantDirectory.ensure(tenant: "default", token: token, in: db)
+
+        // Kafka
+        let manifests = try FunctionManifest.loadAll(from: functionsDir)
+        let topics = [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic)
+        var brokers: String
+        let usingMock = (env["KAFKA_BROKERS"] ?? "").isEmpty
+        if !usingMock {
+            brokers = env["KAFKA_BROKERS"]!
+            say("kafka      using KAFKA_BROKERS (\(brokers))")
+            let admin = try KafkaAdmin(configuration: KafkaConfiguration.fromEnvironment(env)!)
+            try await admin.createTopics(topics, partitions: 4)
+        } else {
+            brokers = try await startBroker(supervisor: supervisor, statePath: statePath, functionsDir: functionsDir)
+            say("kafka      librdkafka mock cluster on \(brokers) (in memory: gone when it stops)")
+        }
+
+        let endpoints = Endpoints(kafkaBrokers: brokers, databaseURL: databaseURL, http: "http://127.0.0.1:\(httpPort)", token: token)
+        try writeEndpoints(endpoints, statePath: statePath)
+        await startServe(supervisor: supervisor, endpoints: endpoints, functionsDir: functionsDir, statePath: statePath)
+        try await waitForHTTP(port: httpPort)
+        say("functions  \(manifests.map(\.name).joined(separator: ", "))")
+        say("ready      endpoints in \(state)/endpoints.env:")
+        print(endpoints.envFile, terminator: "")
+        flushOutput()
+        if detach { return }
+
+        // Supervise until a signal.
+        let stopping = AsyncStream<Int32>.makeStream()
+        let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { stopping.continuation.yield($0) }
+        if usingMock {
+            await supervisor.onRestart("broker") { [self] in
+                // A new mock broker has a new port and none of the old events: tell everyone.
+                guard let fresh = try? await readBrokerReady(statePath: statePath) else { return }
+                var updated = endpoints
+                updated.kafkaBrokers = fresh
+                try? writeEndpoints(updated, statePath: statePath)
+                say("kafka      the mock broker restarted on \(fresh); restarting the router")
+                await supervisor.stop("serve")
+                await startServe(supervisor: supervisor, endpoints: updated, functionsDir: functionsDir, statePath: statePath)
+            }
+        }
+        let watched = embedded
+        let pgWatch = Task { [self] in
+            while !Task.isCancelled, let pg = watched {
+                try? await Task.sleep(for: .seconds(2))
+                if (try? pg.isRunning()) == false {
+                    say("postgres   not running; starting it again")
+                    try? pg.start(logger: logger)
+                }
+            }
+        }
+        for await signal in stopping.stream {
+            say("stopping   (signal \(signal)): the router and functions finish what they hold")
+            break
+        }
+        watcher.cancel()
+        pgWatch.cancel()
+        await supervisor.stop("serve", grace: .seconds(40))
+        await supervisor.stopAll()
+        embedded?.stop()
+        say("stopped    state kept in \(state)/; `almanac up` again finds it")
+    }
+
+    func say(_ line: String) {
+        print(line)
+        flushOutput()
+    }
+
+    func writeEndpoints(_ e: Endpoints, statePath: String) throws {
+        try e.envFile.write(toFile: "\(statePath)/endpoints.env", atomically: true, encoding: .utf8)
+        chmod("\(statePath)/endpoints.env", 0o600)
+    }
+
+    func startBroker(supervisor: Supervisor, statePath: String, functionsDir: String) async throws -> String {
+        try? FileManager.default.removeItem(atPath: "\(statePath)/broker.ready")
+        await supervisor.start(name: "broker", arguments: ["broker", "--ready-file", "\(statePath)/broker.ready", "--functions", functionsDir],
+                               environment: [:]) {
+            try? FileManager.default.removeItem(atPath: "\(statePath)/broker.ready")
+        }
+        return try await readBrokerReady(statePath: statePath)
+    }
+
+    func readBrokerReady(statePath: String) async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let text = try? String(contentsOfFile: "\(statePath)/broker.ready", encoding: .utf8),
+               !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw EmbeddedServiceError("the mock Kafka broker did not start within 30 s; see \(statePath)/logs/broker.log")
+    }
+
+    func startServe(supervisor: Supervisor, endpoints: Endpoints, functionsDir: String, statePath: String) async {
+        await supervisor.start(name: "serve", arguments: ["serve", "--http-port", "\(httpPort)", "--functions", functionsDir,
+                                                          "--log-dir", "\(statePath)/logs"],
+                               environment: ["DATABASE_URL": endpoints.databaseURL, "KAFKA_BROKERS": endpoints.kafkaBrokers])
+    }
+
+    func waitForHTTP(port: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if let r = try? await HTTPClient.shared.send(HTTPRequest(method: "GET", url: "http://127.0.0.1:\(port)/healthz", timeout: 2)),
+               r.status == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw EmbeddedServiceError("the router did not start listening on port \(port) within 60 s; see .almanac/logs/serve.log")
+    }
+}
+
+/// `almanac serve`: the router, launcher and ingress in one process (started by `up`).
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the router, the launcher and the HTTP ingress (started by `almanac up`).")
+
+    @Option var httpPort: Int = 8787
+    @Option var functions: String?
+    @Option var logDir: String = ".almanac/logs"
+
+    func run() async throws {
+        JSONLogHandler.bootstrap()
+        let logger = Logger(label: "almanac.serve")
+        let env = ProcessInfo.processInfo.environment
+        guard let db = env["DATABASE_URL"], let kafka = KafkaConfiguration.fromEnvironment(env) else {
+            throw ValidationError("serve needs DATABASE_URL and KAFKA_BROKERS")
+        }
+        let paths = AlmanacPaths.discover()
+        let plane = try await ControlPlane(configuration: .init(
+            kafka: kafka, databaseURL: db, paths: paths, functionsDirectory: functions, logDirectory: logDir,
+            httpPort: httpPort, gpus: GPUInventory.detect()), logger: logger)
+        let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { _ in
+            Task { await plane.stop() }
+        }
+        defer { watcher.cancel() }
+        try await plane.run()
+    }
+}
+
+/// `almanac broker`: librdkafka's mock cluster in a process of its own (started by `up`).
+struct Broker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run librdkafka's mock Kafka cluster (started by `almanac up`).")
+
+    @Option(help: "Where to write the bootstrap servers once the topics exist.") var readyFile: String
+    @Option(help: "Function manifests whose input topics to create.") var functions: String?
+    @Option(help: "Partitions per topic.") var partitions: Int = 4
+
+    func run() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1)
+        let manifests = try FunctionManifest.loadAll(from: functions ?? AlmanacPaths.discover().functions)
+        for t in [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic) {
+            try cluster.createTopic(t, partitions: partitions)
+        }
+        try cluster.bootstrapServers.write(toFile: readyFile, atomically: true, encoding: .utf8)
+        print("mock Kafka cluster on \(cluster.bootstrapServers)")
+        flushOutput()
+        let stop = AsyncStream<Int32>.makeStream()
+        let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { stop.continuation.yield($0) }
+        for await _ in stop.stream { break }
+        watcher.cancel()
+        withExtendedLifetime(cluster) {}
+    }
+}
+
+/// `almanac function exec`: the exec adapter, running a non-Swift function under the SDK.
+struct FunctionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "function", abstract: "Run a function instance (started by the launcher).",
+                                                    subcommands: [Exec.self])
+
+    struct Exec: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run a `run: {command: …}` function through the JSON-lines exec adapter.")
+        @Option(help: "The function's function.yaml.") var manifest: String
+
+        func run() async throws {
+            let m = try FunctionManifest(file: manifest)
+            guard case .command(let command) = m.run else {
+                throw ValidationError("\(manifest): run must be {command: [...]} for the exec adapter")
+            }
+            setenv("ALMANAC_FUNCTION_MANIFEST", manifest, 1)
+            await FunctionMain.run(ExecFunctionHandler(command: command, directory: m.directory))
+        }
+    }
+}
+
+
+/// Flushes standard output so supervisors and pipes see lines at once.
+func flushOutput() {
+    fflush(nil)
+}

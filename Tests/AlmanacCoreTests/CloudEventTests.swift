@@ -1,0 +1,122 @@
+import AlmanacCore
+import Foundation
+import Testing
+
+@Suite struct CloudEventBindingTests {
+    func sample() -> CloudEvent {
+        var e = CloudEvent(id: "ev-1", source: "almanac/ingest", type: "almanac.dataset.imported", subject: "sales",
+                           time: RFC3339.parse("2026-11-23T10:00:00.250Z"), json: ["rows": 12, "ok": true])
+        e.tenant = "acme"
+        e.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        e.causationID = "ev-0"
+        e.correlationID = "ev-0"
+        return e
+    }
+
+    @Test func kafkaBinaryRoundTrip() throws {
+        let e = sample()
+        let record = e.kafkaBinary()
+        #expect(record.key == Data("sales".utf8))
+        #expect(record.headers.contains { $0.0 == "ce_id" && $0.1 == Data("ev-1".utf8) })
+        #expect(record.headers.contains { $0.0 == "content-type" && $0.1 == Data("application/json".utf8) })
+        let back = try CloudEvent(kafka: record)
+        #expect(back == e)
+    }
+
+    @Test func kafkaStructuredModeIsRead() throws {
+        let e = sample()
+        let value = e.structuredJSON().serializedData()
+        let record = KafkaEventRecord(key: nil, value: value, headers: [("content-type", Data("application/cloudevents+json; charset=utf-8".utf8))])
+        #expect(try CloudEvent(kafka: record) == e)
+        // Structured without a content-type header (some producers omit it).
+        #expect(try CloudEvent(kafka: KafkaEventRecord(key: nil, value: value, headers: [])) == e)
+    }
+
+    @Test func binaryDataMayBeAnyBytes() throws {
+        let e = CloudEvent(id: "b", source: "s", type: "t", time: nil, datacontenttype: "application/octet-stream", data: Data([0, 1, 2, 255]))
+        #expect(try CloudEvent(kafka: e.kafkaBinary()) == e)
+        let structured = e.structuredJSON()
+        #expect(structured["data_base64"]?.stringValue == "AAEC/w==")
+        #expect(try CloudEvent(structuredJSON: structured) == e)
+    }
+
+    @Test func httpModes() throws {
+        let e = sample()
+        let (headers, body) = e.httpBinary()
+        #expect(try CloudEvent.fromHTTP(headers: headers, body: body) == [e])
+        let structured = try CloudEvent.fromHTTP(headers: [("Content-Type", "application/cloudevents+json")], body: e.structuredJSON().serializedData())
+        #expect(structured == [e])
+        var e2 = e
+        e2.id = "ev-2"
+        let batch = JSONValue.array([e.structuredJSON(), e2.structuredJSON()]).serializedData()
+        #expect(try CloudEvent.fromHTTP(headers: [("content-type", "application/cloudevents-batch+json")], body: batch) == [e, e2])
+    }
+
+    @Test("events missing required attributes are rejected, naming them", arguments: [
+        (#"{"specversion":"1.0","source":"s","type":"t"}"#, "'id'"),
+        (#"{"specversion":"1.0","id":"1","type":"t"}"#, "'source'"),
+        (#"{"id":"1","source":"s","type":"t"}"#, "'specversion'"),
+        (#"{"specversion":"1.0","id":"1","source":"s"}"#, "'type'"),
+        (#"{"specversion":"0.3","id":"1","source":"s","type":"t"}"#, "\"1.0\""),
+        (#"{"specversion":"1.0","id":"1","source":"s","type":"t","time":"yesterday"}"#, "RFC 3339"),
+        (#"{"specversion":"1.0","id":"1","source":"s","type":"t","traceparent":"nope"}"#, "traceparent"),
+        (#"{"specversion":"1.0","id":"1","source":"s","type":"t","Bad-Name":"x"}"#, "extension name"),
+    ])
+    func invalidEvents(_ input: (String, String)) {
+        #expect {
+            _ = try CloudEvent(structured: Data(input.0.utf8))
+        } throws: { error in
+            guard let e = error as? EventError else { return false }
+            return e.code == .invalidEvent && e.message.contains(input.1)
+        }
+    }
+
+    @Test func undecodableRecords() {
+        for record in [KafkaEventRecord(key: nil, value: Data("not json".utf8), headers: []),
+                       KafkaEventRecord(key: nil, value: nil, headers: []),
+                       KafkaEventRecord(key: nil, value: Data("[1,2]".utf8), headers: [])] {
+            #expect(throws: EventError.self) { _ = try CloudEvent(kafka: record) }
+        }
+        #expect {
+            _ = try CloudEvent.fromHTTP(headers: [("content-type", "application/json")], body: Data("{}".utf8))
+        } throws: { ($0 as? EventError)?.code == .undecodable }
+    }
+
+    @Test func causedEventsCarryLineage() {
+        let e = sample()
+        let next = e.caused(type: "almanac.predictor.trained", source: "almanac/train", json: ["ok": true])
+        #expect(next.causationID == "ev-1")
+        #expect(next.correlationID == "ev-0")
+        #expect(next.tenant == "acme")
+        #expect(next.traceparent == e.traceparent)
+        #expect(next.subject == "sales")
+        #expect(next.id != e.id)
+    }
+
+    @Test func rfc3339() {
+        #expect(RFC3339.parse("2026-11-23T10:00:00Z")?.timeIntervalSince1970 == 1_795_428_000)
+        #expect(RFC3339.parse("2026-11-23T11:00:00+01:00")?.timeIntervalSince1970 == 1_795_428_000)
+        #expect(RFC3339.parse("2024-02-29T00:00:00Z") != nil)
+        #expect(RFC3339.parse("2023-02-29T00:00:00Z") == nil)
+        #expect(RFC3339.parse("2026-13-01T00:00:00Z") == nil)
+        #expect(RFC3339.parse("2026-11-23 10:00:00") == nil)
+        let d = Date(timeIntervalSince1970: 1_795_428_000.125)
+        #expect(RFC3339.format(d) == "2026-11-23T10:00:00.125Z")
+        #expect(RFC3339.parse(RFC3339.format(d)) == d)
+    }
+}
+
+@Suite struct JSONTests {
+    @Test func parsesAndSerialisesDeterministically() throws {
+        let v = try JSONValue(parsing: #"{"b":[1,2.5,-3e2,true,null],"a":"x\"\u00e9\n","c":{}}"#)
+        #expect(v["a"]?.stringValue == "x\"é\n")
+        #expect(v["b"]?.arrayValue?[2].numberValue == -300)
+        #expect(v.serialized() == #"{"a":"x\"é\n","b":[1,2.5,-300,true,null],"c":{}}"#)
+        #expect(try JSONValue(parsing: v.serialized()) == v)
+    }
+
+    @Test("malformed JSON is refused with the offset", arguments: ["", "{", "[1,]", "{\"a\" 1}", "nul", "01x", "\"\\q\"", "[1] 2"])
+    func malformed(_ text: String) {
+        #expect(throws: JSONParseError.self) { _ = try JSONValue(parsing: text) }
+    }
+}
