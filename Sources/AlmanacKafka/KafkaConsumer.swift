@@ -53,20 +53,35 @@ public struct KafkaCommitPosition: Sendable, Hashable {
 /// that stops polling for `max.poll.interval.ms`). Partitions assigned while paused are
 /// paused too.
 public final class KafkaConsumer: @unchecked Sendable {
-    // rd_kafka_t is thread-safe; blocking calls run on `queue` to stay off the cooperative pool.
+    // rd_kafka_t is thread-safe; blocking calls run off the cooperative pool: polls on
+    // `queue`, and commits, pauses and assignment reads on `controlQueue`, so they never
+    // wait behind a poll that is blocking for its timeout.
     let handle: OpaquePointer
     private let queue: DispatchQueue
+    private let controlQueue: DispatchQueue
     private let state: ConsumerState
     private var closed = false
     /// The consumer group.
     public let groupID: String
 
-    /// Joins a consumer group and subscribes to topics.
+    /// How partitions reach this consumer.
+    public enum Assignment: Sendable {
+        /// Join the group and let it balance partitions among members (several instances;
+        /// a first join waits for the broker's initial rebalance delay, 3 s by default).
+        case group
+        /// Take every partition of the topics at once, without joining (one instance at a
+        /// time). Offsets are still read from and committed to the group.
+        case all
+    }
+
+    /// Creates a consumer of the group's committed positions.
     /// - Parameters:
     ///   - groupID: the group (`almanac.fn.<name>` for a function, `almanac.router` for the router).
-    ///   - topics: the topics to subscribe to.
+    ///   - topics: the topics to consume.
+    ///   - assignment: group membership, or every partition without joining.
     ///   - extra: librdkafka properties on top of the defaults.
-    public init(configuration: KafkaConfiguration, groupID: String, topics: [String], extra: [String: String] = [:]) throws {
+    public init(configuration: KafkaConfiguration, groupID: String, topics: [String], assignment: Assignment = .group,
+                extra: [String: String] = [:]) throws {
         var props: [String: String] = [
             "group.id": groupID, "enable.auto.commit": "false", "enable.auto.offset.store": "false",
             "auto.offset.reset": "earliest", "enable.partition.eof": "false",
@@ -88,15 +103,47 @@ public final class KafkaConsumer: @unchecked Sendable {
         handle = rk
         self.groupID = groupID
         queue = DispatchQueue(label: "almanac.kafka.consumer.\(groupID)")
+        controlQueue = DispatchQueue(label: "almanac.kafka.consumer.control.\(groupID)")
         rd_kafka_poll_set_consumer(rk)
-        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
-        for t in topics { rd_kafka_topic_partition_list_add(list, t, RD_KAFKA_PARTITION_UA) }
-        let err = rd_kafka_subscribe(rk, list)
-        rd_kafka_topic_partition_list_destroy(list)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            rd_kafka_destroy(rk)
-            throw KafkaError(.consume, "cannot subscribe group \(groupID) to \(topics)", err)
+        switch assignment {
+        case .group:
+            let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
+            for t in topics { rd_kafka_topic_partition_list_add(list, t, RD_KAFKA_PARTITION_UA) }
+            let err = rd_kafka_subscribe(rk, list)
+            rd_kafka_topic_partition_list_destroy(list)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                rd_kafka_destroy(rk)
+                throw KafkaError(.consume, "cannot subscribe group \(groupID) to \(topics)", err)
+            }
+        case .all:
+            do { try KafkaConsumer.assignAll(rk, topics: topics) } catch {
+                rd_kafka_destroy(rk)
+                throw error
+            }
         }
+    }
+
+    /// Assigns every partition of the topics, each starting at the group's committed offset.
+    static func assignAll(_ rk: OpaquePointer, topics: [String]) throws {
+        let list = rd_kafka_topic_partition_list_new(8)!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for t in topics {
+            let rkt = rd_kafka_topic_new(rk, t, nil)
+            defer { rd_kafka_topic_destroy(rkt) }
+            var md: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(rk, 0, rkt, &md, 10_000)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md, md.pointee.topic_cnt > 0,
+                  md.pointee.topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                if let md { rd_kafka_metadata_destroy(md) }
+                throw KafkaError(.consume, "cannot read the partitions of \(t) (does the topic exist?)", err)
+            }
+            for p in 0..<Int(md.pointee.topics[0].partition_cnt) {
+                rd_kafka_topic_partition_list_add(list, t, Int32(p)).pointee.offset = Int64(RD_KAFKA_OFFSET_STORED)
+            }
+            rd_kafka_metadata_destroy(md)
+        }
+        let err = rd_kafka_assign(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(.consume, "cannot assign \(topics)", err) }
     }
 
     deinit {
@@ -165,7 +212,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Commits positions synchronously; returns once the group coordinator has stored them.
     public func commit(_ positions: [KafkaCommitPosition]) async throws {
         guard !positions.isEmpty else { return }
-        try await onQueue { [self] in
+        try await onQueue(control: true) { [self] in
             let list = rd_kafka_topic_partition_list_new(Int32(positions.count))!
             defer { rd_kafka_topic_partition_list_destroy(list) }
             for p in positions {
@@ -182,13 +229,13 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Stops fetching from every assigned partition (and from partitions assigned later) until `resume()`.
     public func pause() async throws {
         state.setPaused(true)
-        try await onQueue { [self] in try KafkaConsumer.applyPause(handle, paused: true) }
+        try await onQueue(control: true) { [self] in try KafkaConsumer.applyPause(handle, paused: true) }
     }
 
     /// Fetches again, from the position after the last record `poll` returned.
     public func resume() async throws {
         state.setPaused(false)
-        try await onQueue { [self] in try KafkaConsumer.applyPause(handle, paused: false) }
+        try await onQueue(control: true) { [self] in try KafkaConsumer.applyPause(handle, paused: false) }
     }
 
     static func applyPause(_ handle: OpaquePointer, paused: Bool) throws {
@@ -205,7 +252,7 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// The partitions assigned to this member now.
     public func assignment() async throws -> [Int32] {
-        try await onQueue { [self] in
+        try await onQueue(control: true) { [self] in
             var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
             let err = rd_kafka_assignment(handle, &list)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { throw KafkaError(.consume, "assignment", err) }
@@ -225,9 +272,9 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
-    private func onQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    private func onQueue<T: Sendable>(control: Bool = false, _ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { cont in
-            queue.async {
+            (control ? controlQueue : queue).async {
                 if self.closed {
                     cont.resume(throwing: KafkaError(.closed, "consumer of group \(self.groupID) is closed"))
                     return

@@ -155,26 +155,9 @@ struct DLQ: AsyncParsableCommand {
             guard all || !ids.isEmpty else { throw ValidationError("name dead letter ids, or --all") }
             let db = try await client.database()
             let producer = try KafkaProducer(configuration: try client.kafka())
-            let rows = try await db.query("""
-                SELECT id, stage, event_id, record_key, record_value, record_headers::text AS headers FROM dead_letters
-                WHERE status = 'open' AND (($1 AND ($2::text IS NULL OR stage = $2)) OR id = ANY($3::bigint[])) ORDER BY id
-                """, [all, stage, ids])
-            if rows.isEmpty { print("nothing to redrive"); return }
-            for r in rows {
-                let id = try r.decode("id", as: Int64.self)
-                let stage = try r.decode("stage", as: String.self)
-                let topic = stage == "router" ? Outbox.busTopic : FunctionManifest.inputTopic(for: stage)
-                let headers = DeadLetter.decodeHeaders(try? JSONValue(parsing: r.text("headers") ?? "[]"))
-                try await db.transaction { tx in
-                    if let eventID = r.text("event_id") {
-                        try await tx.exec("DELETE FROM processed_events WHERE function = $1 AND event_id = $2", [stage, eventID])
-                    }
-                    try await tx.exec("UPDATE dead_letters SET status = 'redriven', redriven_at = now() WHERE id = $1", [id])
-                }
-                try await producer.send(topic: topic, key: try r.decodeIfPresent("record_key", as: Data.self),
-                                        value: try r.decodeIfPresent("record_value", as: Data.self), headers: headers)
-                print("redrove dead letter \(id) to \(topic)")
-            }
+            let done = try await DeadLetterStore.redrive(ids: ids, all: all, stage: stage, db: db, producer: producer)
+            if done.isEmpty { print("nothing to redrive") }
+            for d in done { print("redrove dead letter \(d.id) to \(d.topic)") }
         }
     }
 }

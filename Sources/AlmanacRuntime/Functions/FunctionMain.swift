@@ -59,7 +59,10 @@ public enum FunctionMain {
         let schemas = try EventSchemaRegistry(directory: URL(fileURLWithPath: env["ALMANAC_EVENTS_DIR"] ?? paths.events))
         let db = try await PostgresConnection.connect(url: dbURL, applicationName: "almanac-fn-\(manifest.name)", logger: logger)
         let producer = try KafkaProducer(configuration: kafka)
-        let consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic])
+        // A single instance takes every partition at once (no group join, so a cold start is
+        // not held up by the broker's rebalance delay); several instances share them as a group.
+        let consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic],
+                                         assignment: manifest.concurrency == 1 ? .all : .group)
         return FunctionRuntime(manifest: manifest, handler: handler, database: db, producer: producer, source: consumer,
                                schemas: schemas, instanceID: env["ALMANAC_INSTANCE_ID"], logger: logger)
     }

@@ -17,9 +17,16 @@ public protocol EventSource: Sendable {
     func resume() async throws
     /// Leaves the group.
     func close() async
+    /// Whether any partition is assigned yet (a group member waits for the join).
+    func hasAssignment() async -> Bool
 }
 
-extension KafkaConsumer: EventSource {}
+extension KafkaConsumer: EventSource {
+    /// Whether any partition is assigned yet.
+    public func hasAssignment() async -> Bool {
+        ((try? await assignment()) ?? []).isEmpty == false
+    }
+}
 
 /// Runs one instance of a function: consumes `almanac.fn.<name>`, one event at a time,
 /// and owns everything around the handler.
@@ -30,8 +37,9 @@ extension KafkaConsumer: EventSource {}
 /// id processed, apply the staged writes, put the emitted events in the outbox and record
 /// the invocation → relay the outbox to the bus → commit the Kafka offset. A failing
 /// attempt is recorded and retried with exponential backoff and jitter; after the last
-/// one the event is dead-lettered (table and topic). While the handler runs the partitions
-/// are paused and polling continues, so an hour-long handler keeps its group membership.
+/// one the event is dead-lettered (table and topic). While the handler runs, polling
+/// continues (records that arrive are buffered in order, and fetching is paused when the
+/// buffer fills), so an hour-long handler keeps its group membership.
 /// The instance exits after `idleTimeout` without events (scale to zero).
 public final class FunctionRuntime: Sendable {
     let manifest: FunctionManifest
@@ -82,21 +90,35 @@ public final class FunctionRuntime: Sendable {
         try await Outbox.relay(function: manifest.name, db: database, producer: producer, logger: logger)
         var stash: [KafkaRecord] = []
         var lastActivity = ContinuousClock.now
+        // The idle clock starts once partitions are assigned: a group join can take seconds.
+        var assigned = false
+        var paused = false
+        let joinDeadline = ContinuousClock.now + .seconds(120)
         defer { logger.info("function instance stopping") }
         while true {
             if stopFlag.isSet { return .stopped }
             let next: KafkaRecord?
             if !stash.isEmpty { next = stash.removeFirst() } else { next = try await source.poll(timeout: .milliseconds(100)) }
             guard let record = next else {
+                if !assigned {
+                    assigned = await source.hasAssignment()
+                    if assigned { lastActivity = ContinuousClock.now }
+                    if !assigned && ContinuousClock.now < joinDeadline { continue }
+                }
                 if ContinuousClock.now - lastActivity > .seconds(manifest.idleTimeout) {
                     logger.info("idle, exiting", metadata: ["idle_seconds": "\(manifest.idleTimeout)"])
                     return .idle
                 }
                 continue
             }
-            try await source.pause()
-            stash += try await processKeepingMembership(record)
-            try await source.resume()
+            assigned = true
+            let (arrived, pausedNow) = try await processKeepingMembership(record, room: FunctionRuntime.maxBuffered - stash.count)
+            stash += arrived
+            paused = paused || pausedNow
+            if paused && stash.count < FunctionRuntime.maxBuffered / 2 {
+                try await source.resume()
+                paused = false
+            }
             do {
                 try await source.commit([KafkaCommitPosition(after: record)])
             } catch {
@@ -107,24 +129,43 @@ public final class FunctionRuntime: Sendable {
         }
     }
 
-    /// Processes a record while polling (paused) in parallel, so the group keeps this member.
-    /// - Returns: records that arrived meanwhile from partitions assigned during the handler.
-    func processKeepingMembership(_ record: KafkaRecord) async throws -> [KafkaRecord] {
+    /// Records polled while handlers run, held in order; past this many the partitions are
+    /// paused (backpressure) until half of them are handled. Pausing costs up to a second of
+    /// fetch latency on resume, so it is kept for backlogs.
+    static let maxBuffered = 256
+
+    /// Processes a record while polling in parallel, so the consumer keeps its group
+    /// membership however long the handler runs.
+    /// - Parameter room: how many records may be buffered before fetching is paused.
+    /// - Returns: records that arrived meanwhile, and whether fetching was paused.
+    func processKeepingMembership(_ record: KafkaRecord, room: Int) async throws -> (arrived: [KafkaRecord], paused: Bool) {
         let source = self.source
-        return try await withThrowingTaskGroup(of: [KafkaRecord].self) { group in
-            group.addTask { try await self.process(record); return [] }
+        return try await withThrowingTaskGroup(of: ([KafkaRecord], Bool).self) { group in
+            group.addTask { try await self.process(record); return ([], false) }
             group.addTask {
                 var arrived: [KafkaRecord] = []
+                var paused = false
                 while !Task.isCancelled {
-                    if let r = try? await source.poll(timeout: .milliseconds(100)) { arrived.append(r) }
+                    // Short polls: a blocking poll cannot be cancelled, and the next event waits for it.
+                    guard let r = try? await source.poll(timeout: .milliseconds(10)) else { continue }
+                    arrived.append(r)
+                    if !paused && arrived.count >= room {
+                        try await source.pause()
+                        paused = true
+                    }
                 }
-                return arrived
+                return (arrived, paused)
             }
             // The keep-alive loop ends only when cancelled, so the first result is the processing's.
-            var out = try await group.next() ?? []
+            _ = try await group.next()
             group.cancelAll()
-            while let more = try await group.next() { out += more }
-            return out
+            var arrived: [KafkaRecord] = []
+            var paused = false
+            while let (more, p) = try await group.next() {
+                arrived += more
+                paused = paused || p
+            }
+            return (arrived, paused)
         }
     }
 

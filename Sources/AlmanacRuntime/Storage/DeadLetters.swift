@@ -94,3 +94,37 @@ public enum DeadLetterStore {
         try await producer.send(topic: DeadLetter.topic, key: letter.key, value: letter.value, headers: headers)
     }
 }
+
+extension DeadLetterStore {
+    /// Sends open dead letters back where they failed — a function's input topic, or the bus
+    /// for the router — after clearing the function's processed mark, so the event runs again.
+    /// - Parameters:
+    ///   - ids: dead letters to redrive.
+    ///   - all: redrive every open one (of `stage`, when given) as well.
+    /// - Returns: each redriven id and the topic it went to.
+    @discardableResult
+    public static func redrive(ids: [Int64], all: Bool = false, stage: String? = nil, db: PostgresConnection,
+                               producer: KafkaProducer) async throws -> [(id: Int64, topic: String)] {
+        let rows = try await db.query("""
+            SELECT id, stage, event_id, record_key, record_value, record_headers::text AS headers FROM dead_letters
+            WHERE status = 'open' AND (($1 AND ($2::text IS NULL OR stage = $2)) OR id = ANY($3::bigint[])) ORDER BY id
+            """, [all, stage, ids])
+        var done: [(Int64, String)] = []
+        for r in rows {
+            let id = try r.decode("id", as: Int64.self)
+            let stage = try r.decode("stage", as: String.self)
+            let topic = stage == "router" ? Outbox.busTopic : FunctionManifest.inputTopic(for: stage)
+            let headers = DeadLetter.decodeHeaders(try? JSONValue(parsing: r.text("headers") ?? "[]"))
+            try await db.transaction { tx in
+                if let eventID = r.text("event_id") {
+                    try await tx.exec("DELETE FROM processed_events WHERE function = $1 AND event_id = $2", [stage, eventID])
+                }
+                try await tx.exec("UPDATE dead_letters SET status = 'redriven', redriven_at = now() WHERE id = $1", [id])
+            }
+            try await producer.send(topic: topic, key: try r.decodeIfPresent("record_key", as: Data.self),
+                                    value: try r.decodeIfPresent("record_value", as: Data.self), headers: headers)
+            done.append((id, topic))
+        }
+        return done
+    }
+}

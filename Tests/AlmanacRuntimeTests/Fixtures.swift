@@ -1,0 +1,235 @@
+import AlmanacCore
+import AlmanacKafka
+import AlmanacPostgres
+@testable import AlmanacRuntime
+import Foundation
+import Logging
+import Testing
+
+/// One real Postgres server for the whole test run, started with initdb/pg_ctl in a
+/// temporary folder and stopped when the test process exits; every test gets its own database.
+actor TestPostgres {
+    static let shared = TestPostgres()
+    private var server: EmbeddedPostgres?
+    private var counter = 0
+
+    func start() throws -> EmbeddedPostgres {
+        if let server { return server }
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("almanac-tests-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        chmod(base, 0o755)
+        let pg = try EmbeddedPostgres(dataDirectory: "\(base)/pg", port: EmbeddedPostgres.freePort(), logFile: "\(base)/pg.log")
+        try pg.start(logger: Logger(label: "test.postgres"))
+        TestPostgres.stopAtExit(pg)
+        server = pg
+        return pg
+    }
+
+    /// A new, migrated database and its URL.
+    func freshDatabase() async throws -> String {
+        let pg = try start()
+        counter += 1
+        let name = "t\(getpid())_\(counter)"
+        try pg.createDatabase(name)
+        let url = pg.url(database: name)
+        let db = try await PostgresConnection.connect(url: url)
+        try await PostgresMigrator(directory: TestPaths.root + "/infra/migrations").migrate(db, logger: Logger(label: "test"))
+        try await db.runScript("""
+            CREATE TABLE test_effects (function text NOT NULL, event_id text NOT NULL, n integer, gpu text,
+                                       instance text, started_at timestamptz, handled_at timestamptz NOT NULL DEFAULT clock_timestamp());
+            CREATE TABLE test_flags (name text PRIMARY KEY);
+            """)
+        await db.close()
+        return url
+    }
+
+    nonisolated(unsafe) static var dataDirectoryToStop: String?
+    nonisolated(unsafe) static var binDirectory: String?
+
+    static func stopAtExit(_ pg: EmbeddedPostgres) {
+        dataDirectoryToStop = pg.dataDirectory
+        binDirectory = pg.binDirectory
+        atexit {
+            guard let dir = TestPostgres.dataDirectoryToStop, let bin = TestPostgres.binDirectory else { return }
+            let args = ["\(bin)/pg_ctl", "-D", dir, "-m", "immediate", "stop"]
+            _ = try? Subprocess.run(getuid() == 0 ? "/usr/sbin/runuser" : args[0], getuid() == 0 ? ["-u", "postgres", "--"] + args : Array(args.dropFirst()))
+        }
+    }
+}
+
+/// Paths of the checkout and the built executables.
+enum TestPaths {
+    static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The folder with `almanac` and `almanac-testfn`: beside the test bundle.
+    static let binaries: String = {
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        // On Linux the runner is `<products>/AlmanacPackageTests.xctest`; some runners nest deeper.
+        for _ in 0..<4 where !FileManager.default.fileExists(atPath: dir.appendingPathComponent("almanac-testfn").path) {
+            dir.deleteLastPathComponent()
+        }
+        return dir.path
+    }()
+}
+
+/// A function manifest for the test function `almanac-testfn`.
+struct TestFunction {
+    var name: String
+    var subscribe: String
+    var mode = "record"
+    var emit: String? = nil
+    var concurrency = 1
+    var timeout = "10s"
+    var idle = "2s"
+    var maxAttempts = 3
+    var gpu = "none"
+    var sleepMs = 0
+    var command: [String]? = nil
+    var files: [String: String] = [:]
+
+    var yaml: String {
+        let run = command.map { "{ command: [\($0.map { "\"\($0)\"" }.joined(separator: ", "))] }" } ?? "{ executable: almanac-testfn }"
+        return """
+            name: \(name)
+            run: \(run)
+            subscriptions:
+              - type: [\(subscribe)]
+            concurrency: \(concurrency)
+            timeout: \(timeout)
+            idleTimeout: \(idle)
+            retries: { maxAttempts: \(maxAttempts), initialBackoff: 50ms, maxBackoff: 200ms }
+            resources: { gpu: \(gpu) }
+            environment:
+              TESTFN_MODE: \(mode)
+              TESTFN_EMIT: "\(emit ?? "")"
+              TESTFN_SLEEP_MS: \(sleepMs)
+            """
+    }
+}
+
+/// A whole deployment for one test: its own database, mock Kafka cluster, manifests and
+/// event schemas, and the router + launcher + ingress running in this process. Function
+/// instances are real processes started by the launcher.
+final class TestDeployment: @unchecked Sendable {
+    let cluster: KafkaMockCluster
+    let databaseURL: String
+    let db: PostgresConnection
+    let producer: KafkaProducer
+    let directory: String
+    let manifests: [FunctionManifest]
+    var plane: ControlPlane?
+    var planeTask: Task<Void, Error>?
+    let logger: Logger
+
+    /// Sets up everything but the control plane.
+    /// - Parameter schemas: event type → JSON Schema text, written to the deployment's events/.
+    init(functions: [TestFunction], schemas: [String: String] = [:], partitions: Int = 2) async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        self.logger = logger
+        databaseURL = try await TestPostgres.shared.freshDatabase()
+        db = try await PostgresConnection.connect(url: databaseURL)
+        cluster = try KafkaMockCluster(brokers: 1)
+        for t in [Outbox.busTopic, DeadLetter.topic] + functions.map({ FunctionManifest.inputTopic(for: $0.name) }) {
+            try cluster.createTopic(t, partitions: partitions)
+        }
+        producer = try KafkaProducer(configuration: cluster.configuration)
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("almanac-deploy-\(UUID().uuidString.prefix(8))").path
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: "\(directory)/functions", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(directory)/events", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(directory)/logs", withIntermediateDirectories: true)
+        for f in functions {
+            let dir = "\(directory)/functions/\(f.name)"
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try f.yaml.write(toFile: "\(dir)/function.yaml", atomically: true, encoding: .utf8)
+            for (name, text) in f.files { try text.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8) }
+        }
+        for (type, schema) in schemas {
+            try schema.write(toFile: "\(directory)/events/\(type).schema.json", atomically: true, encoding: .utf8)
+        }
+        manifests = try FunctionManifest.loadAll(from: "\(directory)/functions")
+    }
+
+    var paths: AlmanacPaths {
+        AlmanacPaths(root: directory, binaries: TestPaths.binaries)
+    }
+
+    var configuration: ControlPlane.Configuration {
+        ControlPlane.Configuration(kafka: cluster.configuration, databaseURL: databaseURL, paths: paths,
+                                   functionsDirectory: "\(directory)/functions", logDirectory: "\(directory)/logs",
+                                   httpPort: 0, gpus: gpus, instanceEnvironment: ["ALMANAC_EVENTS_DIR": "\(directory)/events"])
+    }
+
+    var gpus = GPUInventory(slots: [])
+
+    /// Starts the router, the launcher and the ingress in this process.
+    func startControlPlane() async throws {
+        let plane = try await ControlPlane(configuration: configuration, logger: logger)
+        self.plane = plane
+        planeTask = Task { try await plane.run() }
+    }
+
+    /// Stops the control plane and every instance.
+    func shutdown() async {
+        if let plane { await plane.stop() }
+        planeTask?.cancel()
+        _ = try? await planeTask?.value
+        await db.close()
+    }
+
+    /// Publishes an event to the bus and waits for the acknowledgement.
+    func publish(_ event: CloudEvent) async throws {
+        let r = event.kafkaBinary()
+        try await producer.send(topic: Outbox.busTopic, key: r.key, value: r.value, headers: r.headers)
+    }
+
+    /// Publishes a raw record to the bus.
+    func publishRaw(key: Data? = nil, value: Data?, headers: [(String, Data)] = []) async throws {
+        try await producer.send(topic: Outbox.busTopic, key: key, value: value, headers: headers)
+    }
+
+    /// Polls a count query until it reaches `expected` (or the time runs out) and returns the last count.
+    @discardableResult
+    func waitForCount(_ sql: String, _ params: [(any PostgresEncodable)?] = [], atLeast expected: Int, timeout: Duration = .seconds(60)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        var last = -1
+        while ContinuousClock.now < deadline {
+            last = try await count(sql, params)
+            if last >= expected { return last }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return last
+    }
+
+    func count(_ sql: String, _ params: [(any PostgresEncodable)?] = []) async throws -> Int {
+        Int(try await db.query(sql, params).first?.decode("n", as: Int64.self) ?? 0)
+    }
+
+    /// Waits until a condition on the launcher holds.
+    func waitForLauncher(timeout: Duration = .seconds(30), _ condition: (Launcher.Snapshot) -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let snap = await plane?.launcher.snapshot(), condition(snap) { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    /// The log file of a function's instances.
+    func log(_ function: String) -> String {
+        (try? String(contentsOfFile: "\(directory)/logs/\(function).log", encoding: .utf8)) ?? ""
+    }
+}
+
+/// An event for the test functions.
+func testEvent(_ type: String, n: Int, subject: String = "ds") -> CloudEvent {
+    var e = CloudEvent(source: "test", type: type, subject: subject, json: ["n": .number(Double(n))])
+    e.traceparent = CloudEvent.newTraceparent()
+    return e
+}
