@@ -98,6 +98,27 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// Fetches the metadata of topics this producer will write to.
+    ///
+    /// librdkafka holds a record for a topic it has no metadata for until its broker thread
+    /// next wakes, up to a second; warming the topics first keeps the first sends fast.
+    public func warm(topics: [String]) async {
+        let rk = KafkaHandle(handle)
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                for t in topics {
+                    let rkt = rd_kafka_topic_new(rk.pointer, t, nil)
+                    var md: UnsafePointer<rd_kafka_metadata>?
+                    if rd_kafka_metadata(rk.pointer, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR, let md {
+                        rd_kafka_metadata_destroy(md)
+                    }
+                    rd_kafka_topic_destroy(rkt)
+                }
+                cont.resume()
+            }
+        }
+    }
+
     /// Waits until every record sent so far has been acknowledged (or failed).
     public func flush(timeout: Duration = .seconds(10)) async throws {
         let ms = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)

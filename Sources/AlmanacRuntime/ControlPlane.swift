@@ -117,6 +117,7 @@ public final class ControlPlane: Sendable {
         let ingressDB = try await PostgresConnection.connect(url: configuration.databaseURL, applicationName: "almanac-ingress", logger: logger)
         self.database = db
         let producer = try KafkaProducer(configuration: configuration.kafka)
+        await producer.warm(topics: [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic))
         let admin = try KafkaAdmin(configuration: configuration.kafka)
         var env = configuration.instanceEnvironment
         env["DATABASE_URL"] = configuration.databaseURL

@@ -38,6 +38,7 @@ struct Publish: AsyncParsableCommand {
             events.append(e)
         }
         let producer = try KafkaProducer(configuration: try client.kafka())
+        await producer.warm(topics: [Outbox.busTopic])
         for var e in events {
             if e.traceparent == nil { e.traceparent = CloudEvent.newTraceparent() }
             let r = e.kafkaBinary()

@@ -59,6 +59,7 @@ public enum FunctionMain {
         let schemas = try EventSchemaRegistry(directory: URL(fileURLWithPath: env["ALMANAC_EVENTS_DIR"] ?? paths.events))
         let db = try await PostgresConnection.connect(url: dbURL, applicationName: "almanac-fn-\(manifest.name)", logger: logger)
         let producer = try KafkaProducer(configuration: kafka)
+        await producer.warm(topics: [Outbox.busTopic, DeadLetter.topic])
         // A single instance takes every partition at once (no group join, so a cold start is
         // not held up by the broker's rebalance delay); several instances share them as a group.
         let consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic],
