@@ -2,7 +2,7 @@ import CCurl
 import Foundation
 
 /// An HTTP request.
-public struct HTTPRequest: Sendable {
+public struct HTTPClientRequest: Sendable {
     /// `GET`, `POST`, …
     public var method: String
     /// The absolute URL.
@@ -32,13 +32,15 @@ public struct HTTPRequest: Sendable {
 }
 
 /// An HTTP response.
-public struct HTTPResponse: Sendable {
+public struct HTTPClientResponse: Sendable {
     /// The status code.
     public var status: Int
     /// Header lines of the final response, names lowercased.
     public var headers: [(String, String)]
     /// The body.
     public var body: Data
+    /// Whether the request went over a connection kept from an earlier one.
+    public var reusedConnection: Bool
 
     /// The first header with a name (case-insensitive).
     public func header(_ name: String) -> String? {
@@ -104,7 +106,7 @@ public final class HTTPClient: @unchecked Sendable {
 
     /// Sends a request; any status code is a response, not an error.
     /// - Throws: `HTTPClientError` when no response arrived.
-    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+    public func send(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
         try await withCheckedThrowingContinuation { cont in
             queue.async {
                 cont.resume(with: Result { try self.perform(request) })
@@ -126,7 +128,7 @@ public final class HTTPClient: @unchecked Sendable {
         curl_easy_cleanup(h)
     }
 
-    private func perform(_ request: HTTPRequest) throws -> HTTPResponse {
+    private func perform(_ request: HTTPClientRequest) throws -> HTTPClientResponse {
         let h = take()
         defer { give(h) }
         let sink = ResponseSink()
@@ -180,7 +182,9 @@ public final class HTTPClient: @unchecked Sendable {
         }
         var status = 0
         _ = almanac_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
-        return HTTPResponse(status: status, headers: sink.finalHeaders(), body: sink.body)
+        var connects = 0
+        _ = almanac_curl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects)
+        return HTTPClientResponse(status: status, headers: sink.finalHeaders(), body: sink.body, reusedConnection: connects == 0)
     }
 }
 

@@ -171,7 +171,7 @@ struct Up: AsyncParsableCommand {
     func waitForHTTP(port: Int) async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            if let r = try? await HTTPClient.shared.send(HTTPRequest(method: "GET", url: "http://127.0.0.1:\(port)/healthz", timeout: 2)),
+            if let r = try? await HTTPClient.shared.send(HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(port)/healthz", timeout: 2)),
                r.status == 200 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
