@@ -19,8 +19,8 @@ import Yams
 public struct FunctionManifest: Sendable, Equatable {
     /// How an instance is started.
     public enum Run: Sendable, Equatable {
-        /// A Swift executable built with the package (found in the build folder).
-        case executable(String)
+        /// A Swift executable built with the package (found in the build folder), with its arguments.
+        case executable(String, arguments: [String] = [])
         /// Any program speaking JSON lines on stdin/stdout, run by the exec adapter in the function's folder.
         case command([String])
     }
@@ -155,12 +155,13 @@ public struct FunctionManifest: Sendable, Equatable {
         let runValue = try reader.value("run", required: true)!
         let run: Run
         if let exe = runValue["executable"]?.stringValue, !exe.isEmpty {
-            run = .executable(exe)
+            let args = runValue["arguments"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            run = .executable(exe, arguments: args)
         } else if case .array(let parts)? = runValue["command"], !parts.isEmpty, parts.allSatisfy({ $0.stringValue != nil }) {
             run = .command(parts.compactMap(\.stringValue))
         } else {
             throw ConfigurationError(file: file, field: "run",
-                                     message: "must be {executable: NAME} or {command: [PROGRAM, ARGS…]}, got \(runValue.serialized())")
+                                     message: "must be {executable: NAME, arguments: [...]} or {command: [PROGRAM, ARGS…]}, got \(runValue.serialized())")
         }
         guard case .array(let subs)? = try reader.value("subscriptions", required: true) else {
             throw ConfigurationError(file: file, field: "subscriptions", message: "must be a list of event patterns")

@@ -86,7 +86,7 @@ public final class KafkaConsumer: @unchecked Sendable {
             "group.id": groupID, "enable.auto.commit": "false", "enable.auto.offset.store": "false",
             "auto.offset.reset": "earliest", "enable.partition.eof": "false",
             "session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
-            "fetch.wait.max.ms": "10", "fetch.error.backoff.ms": "10",
+            "fetch.wait.max.ms": "1", "fetch.error.backoff.ms": "10",
             "topic.metadata.refresh.interval.ms": "5000",
         ]
         for (k, v) in extra { props[k] = v }
@@ -211,6 +211,12 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// Commits positions synchronously; returns once the group coordinator has stored them.
     public func commit(_ positions: [KafkaCommitPosition]) async throws {
+        try await commit(positions, waiting: true)
+    }
+
+    /// Commits positions; with `waiting: false` the commit is only queued (a failure then
+    /// shows as a redelivery, so use it only where redelivered records are skipped).
+    public func commit(_ positions: [KafkaCommitPosition], waiting: Bool) async throws {
         guard !positions.isEmpty else { return }
         try await onQueue(control: true) { [self] in
             let list = rd_kafka_topic_partition_list_new(Int32(positions.count))!
@@ -219,7 +225,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                 let entry = rd_kafka_topic_partition_list_add(list, p.topic, p.partition)!
                 entry.pointee.offset = p.offset
             }
-            let err = rd_kafka_commit(handle, list, 0)
+            let err = rd_kafka_commit(handle, list, waiting ? 0 : 1)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
                 throw KafkaError(.consume, "commit for group \(self.groupID)", err)
             }

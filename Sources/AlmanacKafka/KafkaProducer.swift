@@ -26,7 +26,7 @@ public final class KafkaProducer: @unchecked Sendable {
     /// - Parameters:
     ///   - configuration: brokers and properties.
     ///   - lingerMs: how long to wait to fill a batch; small values favour latency.
-    public init(configuration: KafkaConfiguration, lingerMs: Int = 1, extra: [String: String] = [:]) throws {
+    public init(configuration: KafkaConfiguration, lingerMs: Int = 0, extra: [String: String] = [:]) throws {
         var props: [String: String] = [
             "enable.idempotence": "true", "acks": "all", "linger.ms": "\(lingerMs)",
             "message.timeout.ms": "30000", "queue.buffering.max.messages": "500000",

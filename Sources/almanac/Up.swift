@@ -234,7 +234,7 @@ struct Broker: AsyncParsableCommand {
 /// `almanac function exec`: the exec adapter, running a non-Swift function under the SDK.
 struct FunctionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "function", abstract: "Run a function instance (started by the launcher).",
-                                                    subcommands: [Exec.self])
+                                                    subcommands: [Exec.self, BenchSink.self])
 
     struct Exec: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run a `run: {command: …}` function through the JSON-lines exec adapter.")

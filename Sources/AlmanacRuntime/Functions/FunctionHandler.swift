@@ -92,6 +92,12 @@ public final class FunctionContext: @unchecked Sendable {
         emit(event.caused(type: type, source: "almanac/\(manifest.name)", subject: subject, json: json))
     }
 
+    /// How many events were staged.
+    var emittedCount: Int {
+        lock.lock(); defer { lock.unlock() }
+        return emitted.count
+    }
+
     /// Takes what was staged and refuses anything staged later (by a handler that overran its deadline).
     func seal() -> (effects: [@Sendable (PostgresTransaction) async throws -> Void], events: [CloudEvent]) {
         lock.lock(); defer { lock.unlock() }

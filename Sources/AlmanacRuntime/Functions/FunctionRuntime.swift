@@ -7,10 +7,10 @@ import Logging
 /// Where a function's records come from: a Kafka group consumer in production; the run
 /// loop is generic over it so tests can drive it.
 public protocol EventSource: Sendable {
-    /// The next record within `timeout`, or nil.
-    func poll(timeout: Duration) async throws -> KafkaRecord?
-    /// Commits positions.
-    func commit(_ positions: [KafkaCommitPosition]) async throws
+    /// The first record within `timeout`, and whatever else is ready, up to `max`.
+    func poll(max: Int, timeout: Duration) async throws -> [KafkaRecord]
+    /// Commits positions; `waiting: false` may only queue the commit.
+    func commit(_ positions: [KafkaCommitPosition], waiting: Bool) async throws
     /// Stops fetching while a handler runs; polling goes on to keep the group membership.
     func pause() async throws
     /// Fetches again.
@@ -37,9 +37,9 @@ extension KafkaConsumer: EventSource {
 /// id processed, apply the staged writes, put the emitted events in the outbox and record
 /// the invocation → relay the outbox to the bus → commit the Kafka offset. A failing
 /// attempt is recorded and retried with exponential backoff and jitter; after the last
-/// one the event is dead-lettered (table and topic). While the handler runs, polling
-/// continues (records that arrive are buffered in order, and fetching is paused when the
-/// buffer fills), so an hour-long handler keeps its group membership.
+/// one the event is dead-lettered (table and topic). A poller task polls for the whole life
+/// of the instance (records are buffered in order, and fetching is paused when the buffer
+/// fills), so an hour-long handler keeps its group membership.
 /// The instance exits after `idleTimeout` without events (scale to zero).
 public final class FunctionRuntime: Sendable {
     let manifest: FunctionManifest
@@ -88,18 +88,37 @@ public final class FunctionRuntime: Sendable {
     public func run() async throws -> ExitReason {
         logger.info("function instance started", metadata: ["topic": "\(manifest.inputTopic)"])
         try await Outbox.relay(function: manifest.name, db: database, producer: producer, logger: logger)
-        var stash: [KafkaRecord] = []
+        let buffer = RecordBuffer()
+        // One poller for the instance's whole life: it keeps the consumer's group membership
+        // however long a handler runs, and the handler loop never waits on a poll.
+        let poller = Task { [source] in
+            var paused = false
+            while !Task.isCancelled {
+                do {
+                    let records = try await source.poll(max: 64, timeout: .milliseconds(100))
+                    let depth = await buffer.push(records)
+                    if !paused && depth >= FunctionRuntime.maxBuffered {
+                        try await source.pause()
+                        paused = true
+                    } else if paused && depth < FunctionRuntime.maxBuffered / 2 {
+                        try await source.resume()
+                        paused = false
+                    }
+                } catch {
+                    await buffer.fail(error)
+                    return
+                }
+            }
+        }
+        defer { poller.cancel() }
         var lastActivity = ContinuousClock.now
         // The idle clock starts once partitions are assigned: a group join can take seconds.
         var assigned = false
-        var paused = false
         let joinDeadline = ContinuousClock.now + .seconds(120)
         defer { logger.info("function instance stopping") }
         while true {
             if stopFlag.isSet { return .stopped }
-            let next: KafkaRecord?
-            if !stash.isEmpty { next = stash.removeFirst() } else { next = try await source.poll(timeout: .milliseconds(100)) }
-            guard let record = next else {
+            guard let record = try await buffer.next(timeout: .milliseconds(100)) else {
                 if !assigned {
                     assigned = await source.hasAssignment()
                     if assigned { lastActivity = ContinuousClock.now }
@@ -112,62 +131,22 @@ public final class FunctionRuntime: Sendable {
                 continue
             }
             assigned = true
-            let (arrived, pausedNow) = try await processKeepingMembership(record, room: FunctionRuntime.maxBuffered - stash.count)
-            stash += arrived
-            paused = paused || pausedNow
-            if paused && stash.count < FunctionRuntime.maxBuffered / 2 {
-                try await source.resume()
-                paused = false
-            }
+            try await process(record)
             do {
-                try await source.commit([KafkaCommitPosition(after: record)])
+                // The event's effects are committed in Postgres already; a lost offset commit
+                // only means a redelivery that is skipped by id, so the commit need not be awaited.
+                try await source.commit([KafkaCommitPosition(after: record)], waiting: false)
             } catch {
-                // The effects are committed in Postgres; a redelivery will be skipped by id.
                 logger.warning("offset commit failed; the event may be redelivered and skipped", metadata: ["error": "\(error)"])
             }
             lastActivity = ContinuousClock.now
         }
     }
 
-    /// Records polled while handlers run, held in order; past this many the partitions are
-    /// paused (backpressure) until half of them are handled. Pausing costs up to a second of
-    /// fetch latency on resume, so it is kept for backlogs.
+    /// Records polled ahead of the handler, held in order; past this many the partitions
+    /// are paused (backpressure) until half of them are handled. Pausing costs up to a
+    /// second of fetch latency on resume in librdkafka 2.0.2, so it is kept for backlogs.
     static let maxBuffered = 256
-
-    /// Processes a record while polling in parallel, so the consumer keeps its group
-    /// membership however long the handler runs.
-    /// - Parameter room: how many records may be buffered before fetching is paused.
-    /// - Returns: records that arrived meanwhile, and whether fetching was paused.
-    func processKeepingMembership(_ record: KafkaRecord, room: Int) async throws -> (arrived: [KafkaRecord], paused: Bool) {
-        let source = self.source
-        return try await withThrowingTaskGroup(of: ([KafkaRecord], Bool).self) { group in
-            group.addTask { try await self.process(record); return ([], false) }
-            group.addTask {
-                var arrived: [KafkaRecord] = []
-                var paused = false
-                while !Task.isCancelled {
-                    // Short polls: a blocking poll cannot be cancelled, and the next event waits for it.
-                    guard let r = try? await source.poll(timeout: .milliseconds(10)) else { continue }
-                    arrived.append(r)
-                    if !paused && arrived.count >= room {
-                        try await source.pause()
-                        paused = true
-                    }
-                }
-                return (arrived, paused)
-            }
-            // The keep-alive loop ends only when cancelled, so the first result is the processing's.
-            _ = try await group.next()
-            group.cancelAll()
-            var arrived: [KafkaRecord] = []
-            var paused = false
-            while let (more, p) = try await group.next() {
-                arrived += more
-                paused = paused || p
-            }
-            return (arrived, paused)
-        }
-    }
 
     /// Everything that happens to one record.
     func process(_ record: KafkaRecord) async throws {
@@ -215,7 +194,9 @@ public final class FunctionRuntime: Sendable {
                     metrics.observe("almanac_invocation_duration_seconds", seconds, labels: ["function": manifest.name],
                                     help: "Handler durations")
                     log.info("event handled", metadata: ["attempt": "\(attempt)", "duration_ms": "\(Int(seconds * 1000))"])
-                    try await Outbox.relay(function: manifest.name, db: database, producer: producer, logger: log)
+                    if context.emittedCount > 0 {
+                        try await Outbox.relay(function: manifest.name, db: database, producer: producer, logger: log)
+                    }
                     return
                 } catch let error as PostgresError where error.code == .connectionLost || error.code == .connectionFailed {
                     throw error
@@ -362,4 +343,64 @@ final class StopFlag: @unchecked Sendable {
     private var value = false
     func set() { lock.lock(); value = true; lock.unlock() }
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+/// Records polled ahead of the handler loop, in order, with a wait that times out.
+actor RecordBuffer {
+    private var items: [KafkaRecord] = []
+    private var head = 0
+    private var waiter: (id: Int, continuation: CheckedContinuation<KafkaRecord?, Error>)?
+    private var waiterCounter = 0
+    private var failure: Error?
+
+    /// Adds records; returns how many wait.
+    func push(_ records: [KafkaRecord]) -> Int {
+        guard !records.isEmpty else { return items.count - head }
+        items.append(contentsOf: records)
+        if let w = waiter {
+            waiter = nil
+            w.continuation.resume(returning: take())
+        }
+        return items.count - head
+    }
+
+    /// Ends every wait with the poller's error.
+    func fail(_ error: Error) {
+        failure = error
+        if let w = waiter {
+            waiter = nil
+            w.continuation.resume(throwing: error)
+        }
+    }
+
+    /// The next record, waiting up to `timeout`; nil when none came.
+    func next(timeout: Duration) async throws -> KafkaRecord? {
+        if let failure { throw failure }
+        if head < items.count { return take() }
+        waiterCounter += 1
+        let id = waiterCounter
+        return try await withCheckedThrowingContinuation { cont in
+            waiter = (id, cont)
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                await self?.expire(id)
+            }
+        }
+    }
+
+    private func expire(_ id: Int) {
+        guard let w = waiter, w.id == id else { return }
+        waiter = nil
+        w.continuation.resume(returning: nil)
+    }
+
+    private func take() -> KafkaRecord {
+        let r = items[head]
+        head += 1
+        if head > 1024 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return r
+    }
 }

@@ -147,9 +147,9 @@ public actor Launcher {
         let id = "\(m.name)-\(getpid())-\(counter)"
         let p = Process()
         switch m.run {
-        case .executable(let name):
+        case .executable(let name, let arguments):
             p.executableURL = URL(fileURLWithPath: name.hasPrefix("/") ? name : "\(paths.binaries)/\(name)")
-            p.arguments = []
+            p.arguments = arguments
         case .command:
             p.executableURL = URL(fileURLWithPath: "\(paths.binaries)/almanac")
             p.arguments = ["function", "exec", "--manifest", "\(m.directory)/function.yaml"]
