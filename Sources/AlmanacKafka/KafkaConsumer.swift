@@ -72,6 +72,9 @@ public final class KafkaConsumer: @unchecked Sendable {
         /// Take every partition of the topics at once, without joining (one instance at a
         /// time). Offsets are still read from and committed to the group.
         case all
+        /// Take every partition at once, starting where `positions` says (topic → partition →
+        /// next offset); partitions not named start at the group's committed offset.
+        case allFrom(positions: [String: [Int32: Int64]])
     }
 
     /// Creates a consumer of the group's committed positions.
@@ -115,8 +118,10 @@ public final class KafkaConsumer: @unchecked Sendable {
                 rd_kafka_destroy(rk)
                 throw KafkaError(.consume, "cannot subscribe group \(groupID) to \(topics)", err)
             }
-        case .all:
-            do { try KafkaConsumer.assignAll(rk, topics: topics) } catch {
+        case .all, .allFrom:
+            var positions: [String: [Int32: Int64]] = [:]
+            if case .allFrom(let p) = assignment { positions = p }
+            do { try KafkaConsumer.assignAll(rk, topics: topics, positions: positions) } catch {
                 rd_kafka_destroy(rk)
                 throw error
             }
@@ -124,7 +129,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// Assigns every partition of the topics, each starting at the group's committed offset.
-    static func assignAll(_ rk: OpaquePointer, topics: [String]) throws {
+    static func assignAll(_ rk: OpaquePointer, topics: [String], positions: [String: [Int32: Int64]]) throws {
         let list = rd_kafka_topic_partition_list_new(8)!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for t in topics {
@@ -138,7 +143,8 @@ public final class KafkaConsumer: @unchecked Sendable {
                 throw KafkaError(.consume, "cannot read the partitions of \(t) (does the topic exist?)", err)
             }
             for p in 0..<Int(md.pointee.topics[0].partition_cnt) {
-                rd_kafka_topic_partition_list_add(list, t, Int32(p)).pointee.offset = Int64(RD_KAFKA_OFFSET_STORED)
+                let start = positions[t]?[Int32(p)] ?? Int64(RD_KAFKA_OFFSET_STORED)
+                rd_kafka_topic_partition_list_add(list, t, Int32(p)).pointee.offset = start
             }
             rd_kafka_metadata_destroy(md)
         }

@@ -75,11 +75,17 @@ public final class ControlPlane: Sendable {
         public var gpus: GPUInventory
         /// Variables every instance gets besides DATABASE_URL and KAFKA_BROKERS.
         public var instanceEnvironment: [String: String]
+        /// Whether several routers share the bus as a consumer group. Off by default: one
+        /// router takes every partition directly, so a restarted router resumes in
+        /// milliseconds instead of waiting for the group to notice its dead predecessor
+        /// (the session timeout). `ALMANAC_ROUTER_GROUP=1` turns it on for replicas.
+        public var routerGroup: Bool
 
         /// Makes a configuration.
         public init(kafka: KafkaConfiguration, databaseURL: String, paths: AlmanacPaths, functionsDirectory: String? = nil,
                     logDirectory: String, httpHost: String = "127.0.0.1", httpPort: Int = 0, gpus: GPUInventory = .init(slots: []),
-                    instanceEnvironment: [String: String] = [:]) {
+                    instanceEnvironment: [String: String] = [:],
+                    routerGroup: Bool = ProcessInfo.processInfo.environment["ALMANAC_ROUTER_GROUP"] == "1") {
             self.kafka = kafka
             self.databaseURL = databaseURL
             self.paths = paths
@@ -89,6 +95,7 @@ public final class ControlPlane: Sendable {
             self.httpPort = httpPort
             self.gpus = gpus
             self.instanceEnvironment = instanceEnvironment
+            self.routerGroup = routerGroup
         }
     }
 
@@ -125,7 +132,8 @@ public final class ControlPlane: Sendable {
         let launcher = Launcher(manifests: manifests, admin: admin, paths: configuration.paths, gpus: configuration.gpus,
                                 instanceEnvironment: env, logDirectory: configuration.logDirectory, database: launcherDB, logger: logger)
         self.launcher = launcher
-        let consumer = try KafkaConsumer(configuration: configuration.kafka, groupID: EventRouter.consumerGroup, topics: [Outbox.busTopic])
+        let consumer = try KafkaConsumer(configuration: configuration.kafka, groupID: EventRouter.consumerGroup, topics: [Outbox.busTopic],
+                                         assignment: configuration.routerGroup ? .group : .all)
         router = EventRouter(manifests: manifests, schemas: schemas, database: db, producer: producer, source: consumer, logger: logger) { names in
             if !names.isEmpty { launcher.poke(names) }
         }

@@ -25,6 +25,7 @@ struct BenchRouter: AsyncParsableCommand {
     @Option(help: "Events for the warm-latency phase.") var latencyEvents = 1_000
     @Option(help: "Publish rate (events/s) in the warm-latency phase.") var rate = 200
     @Option(help: "Cold starts to measure.") var coldStarts = 7
+    @Flag(help: "Keep the work folder (Postgres data and function logs) for inspection.") var keep = false
 
     func run() async throws {
         var logger = Logger(label: "bench")
@@ -32,7 +33,7 @@ struct BenchRouter: AsyncParsableCommand {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("almanac-bench-\(getpid())").path
         try FileManager.default.createDirectory(atPath: "\(work)/functions", withIntermediateDirectories: true)
         chmod(work, 0o755)
-        defer { try? FileManager.default.removeItem(atPath: work) }
+        defer { if keep { say("work folder kept: \(work)") } else { try? FileManager.default.removeItem(atPath: work) } }
         let pg = try EmbeddedPostgres(dataDirectory: "\(work)/pg", port: EmbeddedPostgres.freePort(), logFile: "\(work)/pg.log")
         try pg.start(logger: logger)
         defer { pg.stop(mode: "immediate") }
@@ -83,7 +84,7 @@ struct BenchRouter: AsyncParsableCommand {
         let admin = try KafkaAdmin(configuration: kafka)
         let launcher = Launcher(manifests: [manifests[2]], admin: admin,
                                 paths: AlmanacPaths(root: work, binaries: paths.binaries), gpus: GPUInventory(slots: []),
-                                instanceEnvironment: ["DATABASE_URL": pg.url, "KAFKA_BROKERS": kafka.brokers, "ALMANAC_LOG_LEVEL": "warning"],
+                                instanceEnvironment: ["DATABASE_URL": pg.url, "KAFKA_BROKERS": kafka.brokers, "ALMANAC_LOG_LEVEL": keep ? "debug" : "warning"],
                                 logDirectory: "\(work)/logs", database: launcherDB, logger: logger, metrics: metrics)
         let routerProducer = try KafkaProducer(configuration: kafka)
         await routerProducer.warm(topics: manifests.map(\.inputTopic) + [DeadLetter.topic])

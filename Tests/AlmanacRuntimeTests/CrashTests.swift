@@ -32,17 +32,18 @@ struct SplitMix64: RandomNumberGenerator {
         defer { serve.kill(); killInstances(of: d) }
 
         let total = 300
+        // Events flow for the whole chaos window (about 9 s), so kills land mid-flow.
         let publisher = Task {
             for n in 0..<total {
                 try await d.publish(testEvent("test.crash", n: n, subject: "s\(n % 7)"))
-                if n % 10 == 9 { try await Task.sleep(for: .milliseconds(60)) }
+                try await Task.sleep(for: .milliseconds(30))
             }
         }
         // Chaos for about ten seconds: each round kills a function instance or the router.
         var kills = (router: 0, functions: 0)
         let chaosEnd = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < chaosEnd {
-            try await Task.sleep(for: .milliseconds(Int.random(in: 150...700, using: &rng)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 100...400, using: &rng)))
             if Int.random(in: 0..<4, using: &rng) == 0 {
                 serve.kill()
                 kills.router += 1
@@ -71,7 +72,7 @@ struct SplitMix64: RandomNumberGenerator {
             #expect(n == total, "seed \(seed): \(f) has \(n) effects for \(total) events (kills: \(kills))")
             #expect(try rows[0].decode("values", as: Int.self) == total)
         }
-        #expect(kills.router + kills.functions > 5, "the chaos really happened: \(kills)")
+        #expect(kills.router >= 2 && kills.functions >= 5, "the chaos really happened: \(kills)")
         // Everything emitted was relayed in the end.
         #expect(try await d.waitForCount("SELECT (count(*) FILTER (WHERE sent_at IS NOT NULL))::bigint AS n FROM outbox",
                                          atLeast: total, timeout: .seconds(30)) == total)

@@ -16,6 +16,7 @@ public enum FunctionMain {
     public static func run(_ handler: any FunctionHandler) async -> Never {
         JSONLogHandler.bootstrap()
         var logger = Logger(label: "almanac.function")
+        logger.debug("process started")
         do {
             let env = ProcessInfo.processInfo.environment
             let manifest = try loadManifest(env)
@@ -60,10 +61,21 @@ public enum FunctionMain {
         let db = try await PostgresConnection.connect(url: dbURL, applicationName: "almanac-fn-\(manifest.name)", logger: logger)
         let producer = try KafkaProducer(configuration: kafka)
         await producer.warm(topics: [Outbox.busTopic, DeadLetter.topic])
-        // A single instance takes every partition at once (no group join, so a cold start is
-        // not held up by the broker's rebalance delay); several instances share them as a group.
-        let consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic],
-                                         assignment: manifest.concurrency == 1 ? .all : .group)
+        // A single instance takes every partition at once, from the positions kept in Postgres:
+        // no group join and no offset fetch hold up a cold start. Several instances share the
+        // partitions as a group.
+        let consumer: KafkaConsumer
+        if manifest.concurrency == 1 {
+            let positions = try await ConsumerPositions.load(function: manifest.name, topic: manifest.inputTopic, in: db)
+            consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic],
+                                         assignment: .allFrom(positions: [manifest.inputTopic: positions]))
+            // Bring the group's committed offsets (what the launcher reads lag from) up to them.
+            try? await consumer.commit(positions.map { KafkaCommitPosition(topic: manifest.inputTopic, partition: $0.key, offset: $0.value) },
+                                       waiting: false)
+        } else {
+            consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic],
+                                         assignment: .group)
+        }
         return FunctionRuntime(manifest: manifest, handler: handler, database: db, producer: producer, source: consumer,
                                schemas: schemas, instanceID: env["ALMANAC_INSTANCE_ID"], logger: logger)
     }

@@ -172,6 +172,7 @@ public final class FunctionRuntime: Sendable {
             log.info("event already processed, skipping", metadata: ["outcome": "\(prior.text("outcome") ?? "")"])
             try await InvocationLog.record(function: manifest.name, event: event, instance: instanceID, attempt: 0,
                                            outcome: .duplicate, error: nil, startedAt: Date(), duration: 0, in: database)
+            try await ConsumerPositions.advance(function: manifest.name, past: record, in: database)
             try await Outbox.relay(function: manifest.name, db: database, producer: producer, logger: log)
             return
         }
@@ -188,7 +189,7 @@ public final class FunctionRuntime: Sendable {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             if case .succeeded = outcome {
                 do {
-                    let applied = try await commit(event: event, context: context, attempt: attempt, started: started, seconds: seconds)
+                    let applied = try await commit(event: event, record: record, context: context, attempt: attempt, started: started, seconds: seconds)
                     metrics.increment("almanac_invocations_total", labels: ["function": manifest.name, "outcome": applied ? "succeeded" : "duplicate"],
                                       help: "Handler invocations by function and outcome")
                     metrics.observe("almanac_invocation_duration_seconds", seconds, labels: ["function": manifest.name],
@@ -260,7 +261,7 @@ public final class FunctionRuntime: Sendable {
 
     /// Applies an attempt's staged effects in one transaction with the processed mark and the outbox.
     /// - Returns: false when another instance had already processed the event.
-    func commit(event: CloudEvent, context: FunctionContext, attempt: Int, started: Date, seconds: Double) async throws -> Bool {
+    func commit(event: CloudEvent, record: KafkaRecord, context: FunctionContext, attempt: Int, started: Date, seconds: Double) async throws -> Bool {
         let (effects, events) = context.seal()
         let name = manifest.name
         let instance = instanceID
@@ -272,6 +273,7 @@ public final class FunctionRuntime: Sendable {
             if marked == 0 { return false }
             for effect in effects { try await effect(tx) }
             try await Outbox.enqueue(events, function: name, in: tx)
+            try await ConsumerPositions.advance(function: name, past: record, in: tx)
             try await InvocationLog.record(function: name, event: event, instance: instance, attempt: attempt,
                                            outcome: .succeeded, error: nil, startedAt: started, duration: seconds, in: tx)
             return true
@@ -289,6 +291,7 @@ public final class FunctionRuntime: Sendable {
         let instance = instanceID
         try await database.transaction { tx in
             try await DeadLetterStore.insert(letter, into: tx)
+            try await ConsumerPositions.advance(function: name, past: record, in: tx)
             if let event {
                 try await tx.exec("""
                     INSERT INTO processed_events (function, event_id, tenant, outcome) VALUES ($1, $2, $3, 'dead_lettered')

@@ -51,7 +51,6 @@ public actor Launcher {
     var freeGPUs: [String]
     var gpuQueue: [String] = []
     var lag: [String: Int64] = [:]
-    var hinted: Set<String> = []
     var counter = 0
     var published = ""
     private let wake: AsyncStream<Set<String>>.Continuation
@@ -79,10 +78,22 @@ public actor Launcher {
         (wakes, wake) = AsyncStream.makeStream(of: Set<String>.self, bufferingPolicy: .bufferingNewest(64))
     }
 
-    /// Asks for a round now; `functions` just received events.
+    /// Asks for a round now; `functions` just received events. Those with no instance are
+    /// started at once, without waiting for a lag read.
     public nonisolated func poke(_ functions: Set<String> = []) {
+        if !functions.isEmpty { Task { await self.startHinted(functions) } }
         wake.yield(functions)
     }
+
+    /// Starts an instance of each hinted function that has none (the router just gave it events).
+    func startHinted(_ names: Set<String>) {
+        let observations = manifests.filter { names.contains($0.name) }.map { m in
+            LaunchPlanner.Observation(name: m.name, lag: 1, running: running(m.name), concurrency: m.concurrency, gpu: m.gpu)
+        }.filter { $0.running == 0 }
+        apply(LaunchPlanner.plan(observations, freeGPUs: freeGPUs, queueOrder: gpuQueue), observed: Set(observations.map(\.name)))
+    }
+
+    func running(_ name: String) -> Int { instances.values.filter { $0.function == name }.count }
 
     /// Runs rounds until the task is cancelled.
     public func run() async {
@@ -95,34 +106,43 @@ public actor Launcher {
             }
         }
         defer { ticker.cancel() }
-        for await names in wakes {
+        for await _ in wakes {
             if Task.isCancelled { break }
-            hinted.formUnion(names)
             await round()
         }
     }
 
     /// One round: observe, plan, start.
     public func round() async {
+        // Lag first (this awaits Kafka and Postgres, and other calls may run meanwhile);
+        // the instance counts are read after, right before deciding.
+        var pendings: [String: Int64] = [:]
+        let positions = await storedPositions()
+        for m in manifests {
+            do {
+                pendings[m.name] = try await lag(of: m, positions: positions[m.name])
+            } catch {
+                logger.debug("lag unavailable", metadata: ["function": "\(m.name)", "error": "\(error)"])
+                pendings[m.name] = 0
+            }
+        }
         var observations: [LaunchPlanner.Observation] = []
         for m in manifests {
-            let running = instances.values.filter { $0.function == m.name }.count
-            var pending: Int64
-            if hinted.contains(m.name) && running == 0 {
-                // The router just delivered to a function with no instance: start without waiting for a lag read.
-                pending = 1
-            } else {
-                do { pending = try await admin.lag(group: m.consumerGroup, topic: m.inputTopic) } catch {
-                    logger.debug("lag unavailable", metadata: ["function": "\(m.name)", "error": "\(error)"])
-                    pending = 0
-                }
-            }
+            let pending = pendings[m.name] ?? 0
             lag[m.name] = pending
             metrics.set("almanac_function_lag", Double(pending), labels: ["function": m.name], help: "Uncommitted records in the function's input topic")
-            observations.append(.init(name: m.name, lag: pending, running: running, concurrency: m.concurrency, gpu: m.gpu))
+            observations.append(.init(name: m.name, lag: pending, running: running(m.name), concurrency: m.concurrency, gpu: m.gpu))
         }
-        hinted.removeAll()
-        let plan = LaunchPlanner.plan(observations, freeGPUs: freeGPUs, queueOrder: gpuQueue)
+        apply(LaunchPlanner.plan(observations, freeGPUs: freeGPUs, queueOrder: gpuQueue), observed: Set(manifests.map(\.name)))
+        for m in manifests {
+            metrics.set("almanac_function_instances", Double(running(m.name)), labels: ["function": m.name], help: "Running instances")
+        }
+        metrics.set("almanac_gpu_queue_length", Double(gpuQueue.count), help: "Functions waiting for a GPU")
+        await publish()
+    }
+
+    /// Starts what a plan says and updates the GPU queue for the functions it looked at.
+    func apply(_ plan: LaunchPlanner.Plan, observed: Set<String>) {
         for s in plan.starts {
             guard let m = manifests.first(where: { $0.name == s.function }) else { continue }
             if let gpu = s.gpu { freeGPUs.removeAll { $0 == gpu } }
@@ -133,13 +153,42 @@ public actor Launcher {
         }
         let newlyQueued = plan.queued.filter { !gpuQueue.contains($0) }
         for name in newlyQueued { logger.info("waiting for a GPU", metadata: ["function": "\(name)", "free_gpus": "0"]) }
-        gpuQueue = gpuQueue.filter { plan.queued.contains($0) } + newlyQueued
-        for m in manifests {
-            metrics.set("almanac_function_instances", Double(instances.values.filter { $0.function == m.name }.count),
-                        labels: ["function": m.name], help: "Running instances")
+        gpuQueue = gpuQueue.filter { !observed.contains($0) || plan.queued.contains($0) } + newlyQueued
+    }
+
+    /// Records not yet handled: high watermark minus the position, per partition. The position
+    /// is the one kept in Postgres with the function's effects when there is one (instances of
+    /// single-instance functions write it), else the group's committed offset in Kafka.
+    func lag(of m: FunctionManifest, positions: [Int32: Int64]?) async throws -> Int64 {
+        let n = try await admin.partitionCount(topic: m.inputTopic)
+        let committed: [Int32: Int64]
+        if let positions, positions.count == n {
+            committed = positions
+        } else {
+            let kafka = try await admin.committedOffsets(group: m.consumerGroup, topic: m.inputTopic, partitions: n)
+            committed = kafka.merging(positions ?? [:]) { max($0, $1) }
         }
-        metrics.set("almanac_gpu_queue_length", Double(gpuQueue.count), help: "Functions waiting for a GPU")
-        await publish()
+        var total: Int64 = 0
+        for p in 0..<n {
+            let (low, high) = try await admin.watermarks(topic: m.inputTopic, partition: Int32(p))
+            total += max(0, high - max(low, committed[Int32(p)] ?? low))
+        }
+        return total
+    }
+
+    /// Positions from `consumer_positions`, by function and partition.
+    func storedPositions() async -> [String: [Int32: Int64]] {
+        guard let database else { return [:] }
+        var out: [String: [Int32: Int64]] = [:]
+        guard let rows = try? await database.query(
+            "SELECT function, partition, next_offset FROM consumer_positions WHERE topic = ANY($1::text[])",
+            [manifests.map(\.inputTopic)]) else { return [:] }
+        for r in rows {
+            guard let f = r.text("function"), let p = try? r.decode("partition", as: Int32.self),
+                  let o = try? r.decode("next_offset", as: Int64.self) else { continue }
+            out[f, default: [:]][p] = o
+        }
+        return out
     }
 
     func start(_ m: FunctionManifest, gpu: String?) throws {
@@ -183,7 +232,7 @@ public actor Launcher {
         instances[id] = instance
         processes[id] = p
         metrics.increment("almanac_instances_started_total", labels: ["function": m.name], help: "Instances started")
-        logger.info("started instance", metadata: ["function": "\(m.name)", "instance": "\(id)", "pid": "\(p.processIdentifier)",
+        logger.notice("started instance", metadata: ["function": "\(m.name)", "instance": "\(id)", "pid": "\(p.processIdentifier)",
                                                    "gpu": "\(gpu ?? "none")"])
     }
 

@@ -76,3 +76,25 @@ public enum InvocationLog {
                   outcome.rawValue, error, startedAt, duration * 1000])
     }
 }
+
+/// Where each function has got to in its input topic, kept in Postgres with its effects.
+public enum ConsumerPositions {
+    /// Records that everything up to and including `record` is done, in the caller's transaction.
+    public static func advance(function: String, past record: KafkaRecord, in db: any PostgresExecutor) async throws {
+        try await db.exec("""
+            INSERT INTO consumer_positions (function, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (function, topic, partition)
+            DO UPDATE SET next_offset = greatest(consumer_positions.next_offset, EXCLUDED.next_offset), updated_at = now()
+            """, [function, record.topic, Int(record.partition), record.offset + 1])
+    }
+
+    /// The next offset to read per partition.
+    public static func load(function: String, topic: String, in db: any PostgresExecutor) async throws -> [Int32: Int64] {
+        var out: [Int32: Int64] = [:]
+        for row in try await db.query("SELECT partition, next_offset FROM consumer_positions WHERE function = $1 AND topic = $2",
+                                      [function, topic]) {
+            out[try row.decode("partition", as: Int32.self)] = try row.decode("next_offset", as: Int64.self)
+        }
+        return out
+    }
+}
