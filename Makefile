@@ -25,8 +25,10 @@ unit: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter 'AlmanacCoreTests|LaunchPlannerTests'
 
-bench-router: build
-	$(BIN)/almanac bench router
+# Benchmarks run an optimised build; the last line printed is JSON.
+bench-router: deps
+	$(SWIFT) build -c release --product almanac
+	.build/release/almanac bench router
 
 clean:
 	rm -rf .build .almanac

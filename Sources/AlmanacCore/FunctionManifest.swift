@@ -103,8 +103,13 @@ public struct FunctionManifest: Sendable, Equatable {
 
     /// Whether any subscription matches an event.
     public func subscribes(to event: CloudEvent) -> Bool {
-        let doc = EventPattern.document(for: event)
-        return subscriptions.contains { $0.matches(doc) }
+        subscribes(toDocument: EventPattern.document(for: event))
+    }
+
+    /// Whether any subscription matches an event already rendered with `EventPattern.document(for:)`
+    /// (render once, match many manifests).
+    public func subscribes(toDocument document: JSONValue) -> Bool {
+        subscriptions.contains { $0.matches(document) }
     }
 
     /// Makes a manifest in code (tests, embedded functions).

@@ -20,7 +20,7 @@ struct SplitMix64: RandomNumberGenerator {
 /// kill -9 of functions and of the router at random points while events flow: afterwards
 /// every event's effect is in Postgres exactly once and none is lost.
 @Suite(.serialized) struct CrashTests {
-    @Test("kill -9 anywhere loses and duplicates nothing", arguments: [11, 23, 37] as [UInt64])
+    @Test("kill -9 anywhere loses and duplicates nothing", arguments: [11, 23, 37, 41, 59] as [UInt64])
     func killNineAnywhere(seed: UInt64) async throws {
         var rng = SplitMix64(state: seed)
         let d = try await TestDeployment(functions: [

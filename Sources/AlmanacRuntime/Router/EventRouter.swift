@@ -70,7 +70,8 @@ public final class EventRouter: Sendable {
             do {
                 let event = try CloudEvent(kafka: record.eventRecord)
                 try schemas.validate(event)
-                let targets = manifests.filter { $0.subscribes(to: event) }.map(\.name)
+                let document = EventPattern.document(for: event)
+                let targets = manifests.filter { $0.subscribes(toDocument: document) }.map(\.name)
                 if targets.isEmpty {
                     metrics.increment("almanac_events_unmatched_total", labels: ["type": event.type],
                                       help: "Events no function subscribes to")
