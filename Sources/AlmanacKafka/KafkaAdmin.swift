@@ -17,12 +17,7 @@ public final class KafkaAdmin: @unchecked Sendable {
     /// Creates an admin client.
     public init(configuration: KafkaConfiguration) throws {
         self.configuration = configuration
-        let conf = try configuration.makeConf([:])
-        var errstr = [CChar](repeating: 0, count: 512)
-        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
-            rd_kafka_conf_destroy(conf)
-            throw KafkaError(.configuration, "cannot create a Kafka admin client: \(String(cString: errstr))")
-        }
+        let rk = try configuration.makeHandle(RD_KAFKA_PRODUCER, [:], role: "a Kafka admin client")
         handle = rk
         let shared = KafkaHandle(rk)
         poller = KafkaPollThread(name: "almanac.kafka.admin") { rd_kafka_poll(shared.pointer, 100) }
@@ -139,12 +134,8 @@ public final class KafkaAdmin: @unchecked Sendable {
         defer { lock.unlock() }
         if let h = groupHandles[group] { return h }
         // A consumer handle that never subscribes: it only asks the coordinator for the group's offsets.
-        let conf = try configuration.makeConf(["group.id": group, "enable.auto.commit": "false"])
-        var errstr = [CChar](repeating: 0, count: 512)
-        guard let h = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
-            rd_kafka_conf_destroy(conf)
-            throw KafkaError(.configuration, "cannot create an offsets client for \(group): \(String(cString: errstr))")
-        }
+        let h = try configuration.makeHandle(RD_KAFKA_CONSUMER, ["group.id": group, "enable.auto.commit": "false"],
+                                             role: "an offsets client for \(group)")
         groupHandles[group] = h
         return h
     }

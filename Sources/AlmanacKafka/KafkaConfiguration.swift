@@ -53,6 +53,25 @@ public struct KafkaConfiguration: Sendable {
     }
 }
 
+extension KafkaConfiguration {
+    /// Creates a client handle from these settings plus `extra`.
+    /// - Parameters:
+    ///   - prepare: adjusts the `rd_kafka_conf_t` before the client takes it (callbacks, opaque).
+    ///   - role: what the client is, for the error message (`a Kafka producer`).
+    /// - Throws: `KafkaError.configuration` with librdkafka's reason.
+    func makeHandle(_ type: rd_kafka_type_t, _ extra: [String: String], role: String,
+                    prepare: (OpaquePointer) -> Void = { _ in }) throws -> OpaquePointer {
+        let conf = try makeConf(extra)
+        prepare(conf)
+        var errstr = [CChar](repeating: 0, count: 512)
+        guard let rk = rd_kafka_new(type, conf, &errstr, errstr.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(.configuration, "cannot create \(role): \(String(cString: errstr))")
+        }
+        return rk
+    }
+}
+
 /// A failure from librdkafka or from this wrapper.
 public struct KafkaError: Error, CustomStringConvertible, Sendable {
     /// The kind of failure.

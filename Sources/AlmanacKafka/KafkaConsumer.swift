@@ -93,15 +93,11 @@ public final class KafkaConsumer: @unchecked Sendable {
             "topic.metadata.refresh.interval.ms": "5000",
         ]
         for (k, v) in extra { props[k] = v }
-        let conf = try configuration.makeConf(props)
         let state = ConsumerState()
         self.state = state
-        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
-        rd_kafka_conf_set_rebalance_cb(conf, kafkaRebalanceCallback)
-        var errstr = [CChar](repeating: 0, count: 512)
-        guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
-            rd_kafka_conf_destroy(conf)
-            throw KafkaError(.configuration, "cannot create a Kafka consumer for group \(groupID): \(String(cString: errstr))")
+        let rk = try configuration.makeHandle(RD_KAFKA_CONSUMER, props, role: "a Kafka consumer for group \(groupID)") { conf in
+            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
+            rd_kafka_conf_set_rebalance_cb(conf, kafkaRebalanceCallback)
         }
         handle = rk
         self.groupID = groupID

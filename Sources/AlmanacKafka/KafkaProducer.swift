@@ -32,12 +32,8 @@ public final class KafkaProducer: @unchecked Sendable {
             "message.timeout.ms": "30000", "queue.buffering.max.messages": "500000",
         ]
         for (k, v) in extra { props[k] = v }
-        let conf = try configuration.makeConf(props)
-        almanac_kafka_conf_set_dr_cb(conf, kafkaDeliveryReportCallback)
-        var errstr = [CChar](repeating: 0, count: 512)
-        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
-            rd_kafka_conf_destroy(conf)
-            throw KafkaError(.configuration, "cannot create a Kafka producer: \(String(cString: errstr))")
+        let rk = try configuration.makeHandle(RD_KAFKA_PRODUCER, props, role: "a Kafka producer") { conf in
+            almanac_kafka_conf_set_dr_cb(conf, kafkaDeliveryReportCallback)
         }
         handle = rk
         let shared = KafkaHandle(rk)

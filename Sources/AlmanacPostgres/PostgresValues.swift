@@ -139,17 +139,7 @@ extension UUID: PostgresEncodable, PostgresDecodable {
 extension Array: PostgresEncodable where Element: PostgresEncodable {
     /// An array literal, `{"a","b"}`, every element quoted and escaped.
     public var postgresText: String {
-        var out = "{"
-        for (i, e) in enumerated() {
-            if i > 0 { out += "," }
-            out += "\""
-            for ch in e.postgresText.unicodeScalars {
-                if ch == "\"" || ch == "\\" { out += "\\" }
-                out.unicodeScalars.append(ch)
-            }
-            out += "\""
-        }
-        return out + "}"
+        PostgresArrayLiteral.text(map { Optional($0) })
     }
 }
 
@@ -161,6 +151,14 @@ public struct PostgresNullableArray<Element: PostgresEncodable>: PostgresEncodab
     public init(_ elements: [Element?]) { self.elements = elements }
     /// An array literal with unquoted NULLs.
     public var postgresText: String {
+        PostgresArrayLiteral.text(elements)
+    }
+}
+
+/// Postgres's array input syntax.
+enum PostgresArrayLiteral {
+    /// `{"a","b",NULL}`: elements quoted, with `"` and `\` escaped; nil is NULL.
+    static func text(_ elements: [(any PostgresEncodable)?]) -> String {
         var out = "{"
         for (i, e) in elements.enumerated() {
             if i > 0 { out += "," }

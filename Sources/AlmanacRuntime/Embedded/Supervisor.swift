@@ -49,14 +49,7 @@ public actor Supervisor {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in child.environment { env[k] = v }
         p.environment = env
-        let logPath = "\(logDirectory)/\(name).log"
-        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
-        if let log = FileHandle(forWritingAtPath: logPath) {
-            log.seekToEndOfFile()
-            p.standardOutput = log
-            p.standardError = log
-        }
-        p.standardInput = FileHandle.nullDevice
+        _ = try? p.redirectOutput(toLog: "\(logDirectory)/\(name).log")
         p.terminationHandler = { [weak self] proc in
             let status = proc.terminationStatus
             Task { await self?.ended(name, process: proc, status: status) }

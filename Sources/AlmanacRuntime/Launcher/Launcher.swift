@@ -213,13 +213,7 @@ public actor Launcher {
         env["CUDA_VISIBLE_DEVICES"] = gpu ?? ""
         p.environment = env
         p.currentDirectoryURL = URL(fileURLWithPath: m.directory)
-        let logPath = "\(logDirectory)/\(m.name).log"
-        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        p.standardOutput = log
-        p.standardError = log
-        p.standardInput = FileHandle.nullDevice
+        let log = try p.redirectOutput(toLog: "\(logDirectory)/\(m.name).log")
         p.terminationHandler = { [weak self] proc in
             let status = proc.terminationStatus
             let reason = proc.terminationReason

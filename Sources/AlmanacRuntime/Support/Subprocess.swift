@@ -55,3 +55,19 @@ public enum Subprocess {
         return Result(status: code, output: String(decoding: output, as: UTF8.self))
     }
 }
+
+extension Process {
+    /// Sends the process's standard output and error to the end of a log file (created if
+    /// missing) and its standard input to /dev/null.
+    /// - Returns: the log's handle, for the caller to close when the process ends.
+    @discardableResult
+    func redirectOutput(toLog path: String) throws -> FileHandle {
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        log.seekToEndOfFile()
+        standardOutput = log
+        standardError = log
+        standardInput = FileHandle.nullDevice
+        return log
+    }
+}
