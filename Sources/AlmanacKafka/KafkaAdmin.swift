@@ -46,6 +46,11 @@ public final class KafkaAdmin: @unchecked Sendable {
         }
     }
 
+    /// The id of the Kafka cluster.
+    public func clusterID() async throws -> String {
+        try await blocking { [self] in try kafkaClusterID(handle) }
+    }
+
     /// Whether the broker knows a topic.
     public func topicExists(_ topic: String) async -> Bool {
         (try? await partitionCount(topic: topic)) != nil

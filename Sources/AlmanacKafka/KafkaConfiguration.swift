@@ -127,3 +127,13 @@ struct KafkaHandle: @unchecked Sendable {
     let pointer: OpaquePointer
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
 }
+
+/// The id of the cluster a client is connected to (waiting up to `timeoutMs` for metadata).
+/// - Throws: `KafkaError.admin` when no broker answered.
+func kafkaClusterID(_ rk: OpaquePointer, timeoutMs: Int32 = 5000) throws -> String {
+    guard let id = rd_kafka_clusterid(rk, timeoutMs) else {
+        throw KafkaError(.admin, "the cluster id is not known: no broker answered within \(timeoutMs) ms", isRetriable: true)
+    }
+    defer { rd_kafka_mem_free(rk, id) }
+    return String(cString: id)
+}

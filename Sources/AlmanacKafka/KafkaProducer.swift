@@ -94,6 +94,14 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// The id of the Kafka cluster this producer writes to.
+    public func clusterID() async throws -> String {
+        let rk = KafkaHandle(handle)
+        return try await withCheckedThrowingContinuation { cont in
+            DispatchQueue.global().async { cont.resume(with: Result { try kafkaClusterID(rk.pointer) }) }
+        }
+    }
+
     /// Fetches the metadata of topics this producer will write to.
     ///
     /// librdkafka holds a record for a topic it has no metadata for until its broker thread

@@ -118,7 +118,7 @@ struct BenchRouter: AsyncParsableCommand {
             handler: ClosureFunctionHandler { event, _ in starts.record(event) },
             database: try await PostgresConnection.connect(url: pg.url), producer: producer,
             source: try KafkaConsumer(configuration: kafka, groupID: warmManifest.consumerGroup, topics: [warmManifest.inputTopic], assignment: .all),
-            schemas: EventSchemaRegistry(), logger: logger, metrics: metrics)
+            schemas: EventSchemaRegistry(), clusterID: try await producer.clusterID(), logger: logger, metrics: metrics)
         let warmTask = Task { try await warmRuntime.run() }
         // Let it settle (one event through), then measure.
         try await publishTimed(producer, type: "bench.warm", i: -1)

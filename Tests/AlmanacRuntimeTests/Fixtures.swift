@@ -128,12 +128,13 @@ final class TestDeployment: @unchecked Sendable {
 
     /// Sets up everything but the control plane.
     /// - Parameter schemas: event type → JSON Schema text, written to the deployment's events/.
-    init(functions: [TestFunction], schemas: [String: String] = [:], partitions: Int = 2) async throws {
+    /// - Parameter databaseURL: reuse another deployment's database (a restart with a new broker).
+    init(functions: [TestFunction], schemas: [String: String] = [:], partitions: Int = 2, databaseURL: String? = nil) async throws {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         self.logger = logger
-        databaseURL = try await TestPostgres.shared.freshDatabase()
-        db = try await PostgresConnection.connect(url: databaseURL)
+        if let databaseURL { self.databaseURL = databaseURL } else { self.databaseURL = try await TestPostgres.shared.freshDatabase() }
+        db = try await PostgresConnection.connect(url: self.databaseURL)
         cluster = try KafkaMockCluster(brokers: 1)
         for t in [Outbox.busTopic, DeadLetter.topic] + functions.map({ FunctionManifest.inputTopic(for: $0.name) }) {
             try cluster.createTopic(t, partitions: partitions)

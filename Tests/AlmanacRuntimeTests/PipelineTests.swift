@@ -52,6 +52,28 @@ import Testing
         await d.shutdown()
     }
 
+    @Test func aNewBrokerWithTheSameDatabaseStartsFromItsOwnOffsets() async throws {
+        // The embedded mock broker forgets everything when it restarts; Postgres remembers
+        // where functions had got to in the old one. Those positions must not apply to the new one.
+        let functions = [TestFunction(name: "survivor", subscribe: "test.survive", idle: "500ms")]
+        let first = try await TestDeployment(functions: functions)
+        try await first.startControlPlane()
+        for n in 0..<3 { try await first.publish(testEvent("test.survive", n: n, subject: "same")) }
+        #expect(try await first.waitForCount("SELECT count(*) AS n FROM test_effects", atLeast: 3) == 3)
+        #expect(try await first.waitForLauncher { $0.instances.isEmpty })
+        await first.shutdown()
+
+        // Four events wait on the new broker before anything runs, so the old position (3)
+        // lies inside the new partition's range: only the cluster id tells it is stale.
+        let second = try await TestDeployment(functions: functions, databaseURL: first.databaseURL)
+        for n in 10..<14 { try await second.publish(testEvent("test.survive", n: n, subject: "same")) }
+        try await second.startControlPlane()
+        #expect(try await second.waitForCount("SELECT count(*) AS n FROM test_effects", atLeast: 7, timeout: .seconds(30)) == 7,
+                "every event on the new broker is handled from its offset 0, none skipped")
+        #expect(try await second.count("SELECT count(DISTINCT cluster_id) AS n FROM consumer_positions") == 2)
+        await second.shutdown()
+    }
+
     @Test func gpuFunctionsGetSlotsFromTheInventoryAndQueueWhenItIsUsedUp() async throws {
         let d = try await TestDeployment(functions: [
             TestFunction(name: "gpu-a", subscribe: "test.gpu", mode: "sleep", idle: "500ms", gpu: "required", sleepMs: 2000),

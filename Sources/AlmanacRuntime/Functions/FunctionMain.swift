@@ -61,12 +61,14 @@ public enum FunctionMain {
         let db = try await PostgresConnection.connect(url: dbURL, applicationName: "almanac-fn-\(manifest.name)", logger: logger)
         let producer = try KafkaProducer(configuration: kafka)
         await producer.warm(topics: [Outbox.busTopic, DeadLetter.topic])
+        let cluster = try await producer.clusterID()
         // A single instance takes every partition at once, from the positions kept in Postgres:
         // no group join and no offset fetch hold up a cold start. Several instances share the
         // partitions as a group.
         let consumer: KafkaConsumer
         if manifest.concurrency == 1 {
-            let positions = try await ConsumerPositions.load(function: manifest.name, topic: manifest.inputTopic, in: db)
+            let stored = try await ConsumerPositions.load(cluster: cluster, topics: [manifest.inputTopic], in: db)[manifest.name] ?? [:]
+            let positions = await ConsumerPositions.plausible(stored, topic: manifest.inputTopic, admin: try KafkaAdmin(configuration: kafka))
             consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic],
                                          assignment: .allFrom(positions: [manifest.inputTopic: positions]))
             // Bring the group's committed offsets (what the launcher reads lag from) up to them.
@@ -77,7 +79,7 @@ public enum FunctionMain {
                                          assignment: .group)
         }
         return FunctionRuntime(manifest: manifest, handler: handler, database: db, producer: producer, source: consumer,
-                               schemas: schemas, instanceID: env["ALMANAC_INSTANCE_ID"], logger: logger)
+                               schemas: schemas, clusterID: cluster, instanceID: env["ALMANAC_INSTANCE_ID"], logger: logger)
     }
 }
 

@@ -49,14 +49,16 @@ public final class FunctionRuntime: Sendable {
     let source: any EventSource
     let schemas: EventSchemaRegistry
     let instanceID: String
+    let clusterID: String
     let logger: Logger
     let metrics: MetricsRegistry
     let stopFlag = StopFlag()
 
     /// Makes a runtime for one instance.
     public init(manifest: FunctionManifest, handler: any FunctionHandler, database: PostgresConnection,
-                producer: KafkaProducer, source: any EventSource, schemas: EventSchemaRegistry,
+                producer: KafkaProducer, source: any EventSource, schemas: EventSchemaRegistry, clusterID: String,
                 instanceID: String? = nil, logger: Logger, metrics: MetricsRegistry = .shared) {
+        self.clusterID = clusterID
         self.manifest = manifest
         self.handler = handler
         self.database = database
@@ -172,7 +174,7 @@ public final class FunctionRuntime: Sendable {
             log.info("event already processed, skipping", metadata: ["outcome": "\(prior.text("outcome") ?? "")"])
             try await InvocationLog.record(function: manifest.name, event: event, instance: instanceID, attempt: 0,
                                            outcome: .duplicate, error: nil, startedAt: Date(), duration: 0, in: database)
-            try await ConsumerPositions.advance(function: manifest.name, past: record, in: database)
+            try await ConsumerPositions.advance(function: manifest.name, cluster: clusterID, past: record, in: database)
             try await Outbox.relay(function: manifest.name, db: database, producer: producer, logger: log)
             return
         }
@@ -265,6 +267,7 @@ public final class FunctionRuntime: Sendable {
         let (effects, events) = context.seal()
         let name = manifest.name
         let instance = instanceID
+        let cluster = clusterID
         let applied = try await database.transaction { tx -> Bool in
             let marked = try await tx.exec("""
                 INSERT INTO processed_events (function, event_id, tenant, outcome) VALUES ($1, $2, $3, 'succeeded')
@@ -273,7 +276,7 @@ public final class FunctionRuntime: Sendable {
             if marked == 0 { return false }
             for effect in effects { try await effect(tx) }
             try await Outbox.enqueue(events, function: name, in: tx)
-            try await ConsumerPositions.advance(function: name, past: record, in: tx)
+            try await ConsumerPositions.advance(function: name, cluster: cluster, past: record, in: tx)
             try await InvocationLog.record(function: name, event: event, instance: instance, attempt: attempt,
                                            outcome: .succeeded, error: nil, startedAt: started, duration: seconds, in: tx)
             return true
@@ -289,9 +292,10 @@ public final class FunctionRuntime: Sendable {
         let letter = DeadLetter(stage: manifest.name, record: record, event: event, errorCode: code, error: error, attempts: attempts)
         let name = manifest.name
         let instance = instanceID
+        let cluster = clusterID
         try await database.transaction { tx in
             try await DeadLetterStore.insert(letter, into: tx)
-            try await ConsumerPositions.advance(function: name, past: record, in: tx)
+            try await ConsumerPositions.advance(function: name, cluster: cluster, past: record, in: tx)
             if let event {
                 try await tx.exec("""
                     INSERT INTO processed_events (function, event_id, tenant, outcome) VALUES ($1, $2, $3, 'dead_lettered')

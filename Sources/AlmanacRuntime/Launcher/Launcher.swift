@@ -162,8 +162,8 @@ public actor Launcher {
     func lag(of m: FunctionManifest, positions: [Int32: Int64]?) async throws -> Int64 {
         let n = try await admin.partitionCount(topic: m.inputTopic)
         let committed: [Int32: Int64]
-        if let positions, positions.count == n {
-            committed = positions
+        if let positions, positions.count == n, positions.allSatisfy({ $0.value >= 0 }) {
+            committed = await ConsumerPositions.plausible(positions, topic: m.inputTopic, admin: admin)
         } else {
             let kafka = try await admin.committedOffsets(group: m.consumerGroup, topic: m.inputTopic, partitions: n)
             committed = kafka.merging(positions ?? [:]) { max($0, $1) }
@@ -176,19 +176,10 @@ public actor Launcher {
         return total
     }
 
-    /// Positions from `consumer_positions`, by function and partition.
+    /// Positions from `consumer_positions` for this Kafka cluster, by function and partition.
     func storedPositions() async -> [String: [Int32: Int64]] {
-        guard let database else { return [:] }
-        var out: [String: [Int32: Int64]] = [:]
-        guard let rows = try? await database.query(
-            "SELECT function, partition, next_offset FROM consumer_positions WHERE topic = ANY($1::text[])",
-            [manifests.map(\.inputTopic)]) else { return [:] }
-        for r in rows {
-            guard let f = r.text("function"), let p = try? r.decode("partition", as: Int32.self),
-                  let o = try? r.decode("next_offset", as: Int64.self) else { continue }
-            out[f, default: [:]][p] = o
-        }
-        return out
+        guard let database, let cluster = try? await admin.clusterID() else { return [:] }
+        return (try? await ConsumerPositions.load(cluster: cluster, topics: manifests.map(\.inputTopic), in: database)) ?? [:]
     }
 
     func start(_ m: FunctionManifest, gpu: String?) throws {

@@ -78,22 +78,39 @@ public enum InvocationLog {
 }
 
 /// Where each function has got to in its input topic, kept in Postgres with its effects.
+///
+/// Positions are per Kafka cluster: offsets of one cluster mean nothing in another (the
+/// embedded mock broker is a new cluster each time it starts).
 public enum ConsumerPositions {
     /// Records that everything up to and including `record` is done, in the caller's transaction.
-    public static func advance(function: String, past record: KafkaRecord, in db: any PostgresExecutor) async throws {
+    public static func advance(function: String, cluster: String, past record: KafkaRecord, in db: any PostgresExecutor) async throws {
         try await db.exec("""
-            INSERT INTO consumer_positions (function, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (function, topic, partition)
+            INSERT INTO consumer_positions (cluster_id, function, topic, partition, next_offset) VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (cluster_id, function, topic, partition)
             DO UPDATE SET next_offset = greatest(consumer_positions.next_offset, EXCLUDED.next_offset), updated_at = now()
-            """, [function, record.topic, Int(record.partition), record.offset + 1])
+            """, [cluster, function, record.topic, Int(record.partition), record.offset + 1])
     }
 
-    /// The next offset to read per partition.
-    public static func load(function: String, topic: String, in db: any PostgresExecutor) async throws -> [Int32: Int64] {
+    /// The next offset to read per partition, for functions of one cluster.
+    public static func load(cluster: String, topics: [String], in db: any PostgresExecutor) async throws -> [String: [Int32: Int64]] {
+        var out: [String: [Int32: Int64]] = [:]
+        for row in try await db.query("""
+            SELECT function, partition, next_offset FROM consumer_positions WHERE cluster_id = $1 AND topic = ANY($2::text[])
+            """, [cluster, topics]) {
+            out[try row.decode("function", as: String.self), default: [:]][try row.decode("partition", as: Int32.self)] =
+                try row.decode("next_offset", as: Int64.self)
+        }
+        return out
+    }
+
+    /// Keeps only positions the topic can hold: a position past a partition's high watermark
+    /// means the topic was recreated, and reading must start over there.
+    public static func plausible(_ positions: [Int32: Int64], topic: String, admin: KafkaAdmin) async -> [Int32: Int64] {
         var out: [Int32: Int64] = [:]
-        for row in try await db.query("SELECT partition, next_offset FROM consumer_positions WHERE function = $1 AND topic = $2",
-                                      [function, topic]) {
-            out[try row.decode("partition", as: Int32.self)] = try row.decode("next_offset", as: Int64.self)
+        for (partition, offset) in positions {
+            if let marks = try? await admin.watermarks(topic: topic, partition: partition), offset <= marks.high {
+                out[partition] = offset
+            }
         }
         return out
     }
