@@ -85,13 +85,12 @@ CREATE TABLE event_archive (
     correlation_id text,
     event          jsonb NOT NULL,
     archived_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (source, id)
+    PRIMARY KEY (id, source)          -- id first: it also serves lookups by id (causation chains)
 );
 CREATE INDEX event_archive_time ON event_archive (archived_at);
 CREATE INDEX event_archive_type ON event_archive (type, archived_at);
 CREATE INDEX event_archive_subject ON event_archive (subject, archived_at);
 CREATE INDEX event_archive_causation ON event_archive (causation_id);
-CREATE INDEX event_archive_id ON event_archive (id);
 
 -- The launcher's instances and GPU queue, as it last wrote them (for `almanac status`).
 CREATE TABLE function_instances (

@@ -48,22 +48,40 @@ public final class EventRouter: Sendable {
     /// - Throws: when Kafka or Postgres fail so that a batch cannot be completed; its offsets are not committed.
     public func run() async throws {
         logger.info("router started", metadata: ["functions": "\(manifests.map(\.name).joined(separator: ","))"])
+        // Two stages overlap: batch N is archived and committed while batch N+1 is delivered.
+        // Offsets are still committed in order, each only after its batch was delivered and archived.
+        var settling: Task<Void, Error>?
         while !stopFlag.isSet {
             let records = try await source.poll(max: 2000, timeout: .milliseconds(100))
-            if records.isEmpty { continue }
-            try await route(records)
+            if records.isEmpty {
+                if let s = settling { try await s.value; settling = nil }
+                continue
+            }
+            let batch = try await deliver(records)
+            if let s = settling { try await s.value }
+            settling = Task { try await self.settle(batch) }
         }
+        if let s = settling { try await s.value }
         logger.info("router stopped")
     }
 
+
     /// One event's fate in a batch.
-    struct Routed {
+    struct Routed: Sendable {
         var event: CloudEvent
         var targets: [String]
     }
 
-    /// Routes one batch, then commits it.
-    func route(_ records: [KafkaRecord]) async throws {
+    /// A delivered batch waiting to be archived and committed.
+    struct Batch: Sendable {
+        var records: [KafkaRecord]
+        var routed: [Routed]
+        var letters: [DeadLetter]
+    }
+
+    /// Decodes, validates and matches a batch, and produces it to the function topics;
+    /// returns once Kafka acknowledged every delivery, and tells the launcher.
+    func deliver(_ records: [KafkaRecord]) async throws -> Batch {
         var routed: [Routed] = []
         var letters: [DeadLetter] = []
         for record in records {
@@ -85,9 +103,15 @@ public final class EventRouter: Sendable {
                                           error: error.message, attempts: 0))
             }
         }
-        async let acks: Void = produceAll(routed)
+        try await produceAll(routed)
+        onRouted(Set(routed.flatMap(\.targets)))
+        return Batch(records: records, routed: routed, letters: letters)
+    }
+
+    /// Archives a delivered batch, stores its dead letters, and commits its offsets.
+    func settle(_ batch: Batch) async throws {
+        let (records, routed, letters) = (batch.records, batch.routed, batch.letters)
         try await archive(routed.map(\.event))
-        try await acks
         for letter in letters {
             try await DeadLetterStore.insert(letter, into: database)
             metrics.increment("almanac_dead_letters_total", labels: ["stage": "router", "code": letter.errorCode], help: "Events dead-lettered")
@@ -107,7 +131,6 @@ public final class EventRouter: Sendable {
         let delivered = routed.reduce(0) { $0 + $1.targets.count }
         metrics.increment("almanac_events_received_total", by: Double(records.count), help: "Records consumed from the bus")
         metrics.increment("almanac_events_routed_total", by: Double(delivered), help: "Deliveries to function topics")
-        onRouted(Set(routed.flatMap(\.targets)))
     }
 
     /// Produces every delivery and waits for all acknowledgements, retrying failures a few times.
