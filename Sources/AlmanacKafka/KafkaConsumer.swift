@@ -73,7 +73,9 @@ public final class KafkaConsumer: @unchecked Sendable {
         /// time). Offsets are still read from and committed to the group.
         case all
         /// Take every partition at once, starting where `positions` says (topic → partition →
-        /// next offset); partitions not named start at the group's committed offset.
+        /// next offset); partitions not named start at the beginning. No offset is fetched
+        /// from the group coordinator, which saves a start about 100 ms.
+        /// - Important: only for callers whose positions cover everything they ever finished.
         case allFrom(positions: [String: [Int32: Int64]])
     }
 
@@ -115,7 +117,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                 throw KafkaError(.consume, "cannot subscribe group \(groupID) to \(topics)", err)
             }
         case .all, .allFrom:
-            var positions: [String: [Int32: Int64]] = [:]
+            var positions: [String: [Int32: Int64]]?
             if case .allFrom(let p) = assignment { positions = p }
             do { try KafkaConsumer.assignAll(rk, topics: topics, positions: positions) } catch {
                 rd_kafka_destroy(rk)
@@ -124,8 +126,9 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
-    /// Assigns every partition of the topics, each starting at the group's committed offset.
-    static func assignAll(_ rk: OpaquePointer, topics: [String], positions: [String: [Int32: Int64]]) throws {
+    /// Assigns every partition of the topics: at the given positions (the beginning where none
+    /// is given), or at the group's committed offsets when `positions` is nil.
+    static func assignAll(_ rk: OpaquePointer, topics: [String], positions: [String: [Int32: Int64]]?) throws {
         let list = rd_kafka_topic_partition_list_new(8)!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for t in topics {
@@ -139,7 +142,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                 throw KafkaError(.consume, "cannot read the partitions of \(t) (does the topic exist?)", err)
             }
             for p in 0..<Int(md.pointee.topics[0].partition_cnt) {
-                let start = positions[t]?[Int32(p)] ?? Int64(RD_KAFKA_OFFSET_STORED)
+                let start = positions.map { $0[t]?[Int32(p)] ?? Int64(RD_KAFKA_OFFSET_BEGINNING) } ?? Int64(RD_KAFKA_OFFSET_STORED)
                 rd_kafka_topic_partition_list_add(list, t, Int32(p)).pointee.offset = start
             }
             rd_kafka_metadata_destroy(md)

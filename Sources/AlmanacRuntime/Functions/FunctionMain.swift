@@ -58,19 +58,25 @@ public enum FunctionMain {
         }
         let paths = AlmanacPaths.discover(env: env)
         let schemas = try EventSchemaRegistry(directory: URL(fileURLWithPath: env["ALMANAC_EVENTS_DIR"] ?? paths.events))
-        let db = try await PostgresConnection.connect(url: dbURL, applicationName: "almanac-fn-\(manifest.name)", logger: logger)
+        // Postgres and Kafka are set up side by side: a cold start waits for the slower only.
+        async let connecting = PostgresConnection.connect(url: dbURL, applicationName: "almanac-fn-\(manifest.name)", logger: logger)
         let producer = try KafkaProducer(configuration: kafka)
         await producer.warm(topics: [Outbox.busTopic, DeadLetter.topic])
         let cluster = try await producer.clusterID()
-        // A single instance takes every partition at once, from the positions kept in Postgres:
-        // no group join and no offset fetch hold up a cold start. Several instances share the
+        let db = try await connecting
+        logger.debug("connected", metadata: ["cluster": "\(cluster)"])
+        // A single instance takes every partition at once, from the positions kept in Postgres
+        // with its effects: no group join and no offset fetch hold up a cold start. A partition
+        // with no position in this cluster has nothing finished in it and starts at the
+        // beginning; one whose position is past the end (a recreated topic) is reset to the
+        // beginning by the consumer (auto.offset.reset). Several instances share the
         // partitions as a group.
         let consumer: KafkaConsumer
         if manifest.concurrency == 1 {
-            let stored = try await ConsumerPositions.load(cluster: cluster, topics: [manifest.inputTopic], in: db)[manifest.name] ?? [:]
-            let positions = await ConsumerPositions.plausible(stored, topic: manifest.inputTopic, admin: try KafkaAdmin(configuration: kafka))
+            let positions = try await ConsumerPositions.load(cluster: cluster, topics: [manifest.inputTopic], in: db)[manifest.name] ?? [:]
             consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic],
                                          assignment: .allFrom(positions: [manifest.inputTopic: positions]))
+            logger.debug("partitions assigned", metadata: ["positions": "\(positions)"])
             // Bring the group's committed offsets (what the launcher reads lag from) up to them.
             try? await consumer.commit(positions.map { KafkaCommitPosition(topic: manifest.inputTopic, partition: $0.key, offset: $0.value) },
                                        waiting: false)
