@@ -90,7 +90,10 @@ struct Up: AsyncParsableCommand {
         try await waitForHTTP(port: httpPort)
         say("functions  \(manifests.map(\.name).joined(separator: ", "))")
         say("ready      endpoints in \(state)/endpoints.env:")
-        print(endpoints.envFile, terminator: "")
+        // The file holds the real values (mode 0600); the screen never shows a database password.
+        var shown = endpoints
+        shown.databaseURL = PostgresConnection.redact(endpoints.databaseURL)
+        print(shown.envFile, terminator: "")
         flushOutput()
         if detach { return }
 
