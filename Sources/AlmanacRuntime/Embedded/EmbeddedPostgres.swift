@@ -77,12 +77,12 @@ public struct EmbeddedPostgres: Sendable {
     /// Whether the server of this folder is running.
     public func isRunning() throws -> Bool {
         guard FileManager.default.fileExists(atPath: "\(dataDirectory)/PG_VERSION") else { return false }
-        return (try? run("pg_ctl", ["-D", dataDirectory, "status"], quiet: true)) != nil
+        return (try? run("pg_ctl", ["-D", dataDirectory, "status"])) != nil
     }
 
     /// Stops the server: `fast` rolls back open transactions and disconnects clients.
     public func stop(mode: String = "fast") {
-        _ = try? run("pg_ctl", ["-D", dataDirectory, "-m", mode, "-w", "stop"], quiet: true)
+        _ = try? run("pg_ctl", ["-D", dataDirectory, "-m", mode, "-w", "stop"])
     }
 
     /// Creates a database (for tests that each want their own).
@@ -101,14 +101,14 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     @discardableResult
-    private func run(_ tool: String, _ args: [String], quiet: Bool = false, captureInto: ((String) throws -> Void)? = nil) throws -> String {
+    private func run(_ tool: String, _ args: [String], captureInto: ((String) throws -> Void)? = nil) throws -> String {
         let path = "\(binDirectory)/\(tool)"
         let program = FileManager.default.isExecutableFile(atPath: path) ? path : "/usr/bin/\(tool)"
         let output: String
         if EmbeddedPostgres.isRoot {
-            output = try EmbeddedPostgres.exec("/usr/sbin/runuser", ["-u", "postgres", "--", program] + args, quiet: quiet)
+            output = try EmbeddedPostgres.exec("/usr/sbin/runuser", ["-u", "postgres", "--", program] + args)
         } else {
-            output = try EmbeddedPostgres.exec(program, args, quiet: quiet)
+            output = try EmbeddedPostgres.exec(program, args)
         }
         try captureInto?(output)
         return output
@@ -116,7 +116,7 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Runs a program to completion and returns its output.
     /// - Throws: `EmbeddedServiceError` with the program's output when it exits non-zero.
-    static func exec(_ program: String, _ args: [String], quiet: Bool = false) throws -> String {
+    static func exec(_ program: String, _ args: [String]) throws -> String {
         let result = try Subprocess.run(program, args)
         if result.status != 0 {
             throw EmbeddedServiceError("\((program as NSString).lastPathComponent) \(args.joined(separator: " ")) failed (exit \(result.status)): \(result.output)")

@@ -146,8 +146,9 @@ public final class TenantDirectory: @unchecked Sendable {
         lock.withLock { cache[token] = (tenant, Date().addingTimeInterval(60)) }
     }
 
-    /// Creates a tenant with a new random token, or leaves an existing one alone.
-    /// - Returns: the new token, or nil when the tenant already existed.
+    /// Creates a tenant with this bearer token, or sets the token of an existing tenant
+    /// (only its SHA-256 digest is stored).
+    /// - Returns: whether a row was written.
     @discardableResult
     public static func ensure(tenant: String, token: String, in db: PostgresConnection) async throws -> Bool {
         try await db.exec("""

@@ -81,7 +81,7 @@ public struct GPUInventory: Sendable, Equatable {
         if let configured = env["ALMANAC_GPUS"] {
             return GPUInventory(slots: parse(configured))
         }
-        guard let out = try? EmbeddedPostgres.exec("/usr/bin/env", ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], quiet: true) else {
+        guard let out = try? EmbeddedPostgres.exec("/usr/bin/env", ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"]) else {
             return GPUInventory(slots: [])
         }
         return GPUInventory(slots: parse(out.replacingOccurrences(of: "\n", with: ",")))
