@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: deps build run test unit bench-router clean
+.PHONY: deps build run test unit bench-router bench-m4 clean
 
 deps:
 	@infra/local/install-deps.sh
@@ -29,6 +29,10 @@ unit: deps
 bench-router: deps
 	$(SWIFT) build -c release --product almanac
 	.build/release/almanac bench router
+
+# The forecasting library on M4 Hourly and Weekly, scored by ../shared/tools/m4_score.py.
+bench-m4: deps
+	infra/local/bench-m4.sh
 
 clean:
 	rm -rf .build .almanac

@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "almanac", targets: ["almanac"]),
         .library(name: "AlmanacCore", targets: ["AlmanacCore"]),
         .library(name: "AlmanacRuntime", targets: ["AlmanacRuntime"]),
+        .library(name: "AlmanacForecast", targets: ["AlmanacForecast"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +31,8 @@ let package = Package(
         .target(name: "AlmanacCore", dependencies: [
             .product(name: "Yams", package: "Yams"),
         ]),
+        // The forecasting library: pure Swift, no I/O beyond reading CSV text.
+        .target(name: "AlmanacForecast"),
         // The parts the core uses.
         .target(name: "AlmanacKafka", dependencies: [
             "CRdKafka", "CAlmanacShims", "AlmanacCore",
@@ -47,7 +50,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .executableTarget(name: "almanac", dependencies: [
-            "AlmanacRuntime", "AlmanacHTTP", "AlmanacKafka", "AlmanacPostgres", "AlmanacCore",
+            "AlmanacRuntime", "AlmanacHTTP", "AlmanacKafka", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -56,6 +59,7 @@ let package = Package(
                           path: "Tests/Functions/almanac-testfn"),
 
         .testTarget(name: "AlmanacCoreTests", dependencies: ["AlmanacCore"]),
+        .testTarget(name: "AlmanacForecastTests", dependencies: ["AlmanacForecast"]),
         .testTarget(name: "AlmanacRuntimeTests", dependencies: [
             "AlmanacRuntime", "almanac-testfn", "almanac",
             .product(name: "Hummingbird", package: "hummingbird"),

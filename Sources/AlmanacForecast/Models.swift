@@ -1,0 +1,88 @@
+import Foundation
+
+/// A probabilistic forecast of one series: the mean path and any requested quantiles.
+public struct Forecast: Sendable, Equatable {
+    /// The mean (point) forecast, one value per step.
+    public var mean: [Double]
+    /// Quantile level → values per step; levels never cross.
+    public var quantiles: [Double: [Double]]
+
+    /// Makes a forecast.
+    public init(mean: [Double], quantiles: [Double: [Double]]) {
+        self.mean = mean
+        self.quantiles = quantiles
+    }
+
+    /// A forecast whose errors are normal with the given standard deviations per step.
+    public static func normal(mean: [Double], sigma: [Double], levels: [Double]) -> Forecast {
+        var q: [Double: [Double]] = [:]
+        for level in levels {
+            let z = normalQuantile(level)
+            q[level] = zip(mean, sigma).map { $0 + z * $1 }
+        }
+        return Forecast(mean: mean, quantiles: q).noncrossing()
+    }
+
+    /// The same forecast with quantiles sorted per step, so a higher level is never below a lower one.
+    public func noncrossing() -> Forecast {
+        let levels = quantiles.keys.sorted()
+        guard levels.count > 1 else { return self }
+        var out = quantiles
+        for h in mean.indices {
+            let sorted = levels.map { quantiles[$0]![h] }.sorted()
+            for (i, l) in levels.enumerated() { out[l]![h] = sorted[i] }
+        }
+        return Forecast(mean: mean, quantiles: out)
+    }
+}
+
+/// A forecasting method: fits one series and forecasts it.
+public protocol ForecastModel: Sendable {
+    /// The method's name in reports and `--models`.
+    var name: String { get }
+    /// Forecasts `horizon` steps after `history` at the given quantile levels.
+    /// - Parameter season: the season length (1 when the data has no season).
+    func forecast(_ history: [Double], horizon: Int, season: Int, levels: [Double]) -> Forecast
+}
+
+/// The last value, repeated; intervals of a random walk (σ·√h).
+public struct NaiveModel: ForecastModel {
+    /// Makes the model.
+    public init() {}
+    /// "naive".
+    public var name: String { "naive" }
+
+    /// Forecasts the last value.
+    public func forecast(_ history: [Double], horizon: Int, season: Int, levels: [Double]) -> Forecast {
+        SeasonalNaiveModel().forecast(history, horizon: horizon, season: 1, levels: levels)
+    }
+}
+
+/// The value one season earlier; intervals σ·√(⌊(h−1)/m⌋+1) from the seasonal differences.
+public struct SeasonalNaiveModel: ForecastModel {
+    /// Makes the model.
+    public init() {}
+    /// "seasonal_naive".
+    public var name: String { "seasonal_naive" }
+
+    /// Forecasts the last season again.
+    public func forecast(_ history: [Double], horizon: Int, season: Int, levels: [Double]) -> Forecast {
+        let x = history.filter { !$0.isNaN }
+        guard let last = x.last else {
+            return Forecast.normal(mean: Array(repeating: 0, count: horizon), sigma: Array(repeating: 0, count: horizon), levels: levels)
+        }
+        let m = season <= 1 || x.count < season ? 1 : season
+        let mean = (0..<horizon).map { h in m == 1 ? last : x[x.count - m + (h % m)] }
+        var sq = 0.0, n = 0
+        if x.count > m {
+            for t in m..<x.count {
+                let e = x[t] - x[t - m]
+                sq += e * e
+                n += 1
+            }
+        }
+        let sigma = n == 0 ? 0 : (sq / Double(n)).squareRoot()
+        let spread = (0..<horizon).map { h in sigma * Double(h / m + 1).squareRoot() }
+        return Forecast.normal(mean: mean, sigma: spread, levels: levels)
+    }
+}
