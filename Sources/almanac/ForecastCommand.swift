@@ -20,9 +20,13 @@ struct ForecastCommand: AsyncParsableCommand {
     @Option(help: "hourly, daily, weekly, monthly, quarterly or yearly (default: inferred per item).") var frequency: String?
     @Option(help: "The model: naive or seasonal_naive.") var models: String = "seasonal_naive"
     @Option(help: "What missing timestamps become: zero, nan, mean, median, min, max, frontfill or a number.") var fill: String = "nan"
+    @Option(help: "Rolling-origin backtest windows to score (0: none).") var backtestWindows: Int = 0
+    @Option(help: "Steps from the end of the data to the latest backtest cut-off (default: the horizon).") var backtestOffset: Int?
 
     func run() async throws {
         guard horizon > 0 else { throw ValidationError("--horizon must be ≥ 1, got \(horizon)") }
+        guard backtestWindows >= 0 else { throw ValidationError("--backtest-windows must be ≥ 0, got \(backtestWindows)") }
+        if let o = backtestOffset, o < 1 { throw ValidationError("--backtest-offset must be ≥ 1, got \(o)") }
         let levels = try quantiles.split(separator: ",").map { part -> Double in
             guard let q = Double(part.trimmingCharacters(in: .whitespaces)), q > 0, q < 1 else {
                 throw ValidationError("--quantiles must be numbers between 0 and 1, got \"\(part)\"")
@@ -58,5 +62,11 @@ struct ForecastCommand: AsyncParsableCommand {
         try ForecastEngine.csv(series: series, forecasts: forecasts, levels: levels).write(toFile: output, atomically: true, encoding: .utf8)
         let elapsed = ContinuousClock.now - started
         FileHandle.standardError.write(Data("wrote \(output): \(series.count) series × \(horizon) steps with \(model.name) in \(elapsed)\n".utf8))
+        if backtestWindows > 0 {
+            let plan = BacktestPlan(windows: backtestWindows, horizon: horizon, offset: backtestOffset)
+            let (score, windows) = await ForecastEngine.backtest(series, model: model, plan: plan, levels: levels, season: season)
+            print("backtest: \(model.name), \(windows) windows (\(backtestWindows) per series, offset \(plan.offset), horizon \(horizon))")
+            for (name, value) in score.metrics { print("  \(name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%.4f", value))") }
+        }
     }
 }

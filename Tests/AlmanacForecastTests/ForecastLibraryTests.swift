@@ -126,3 +126,29 @@ import Testing
         }
     }
 }
+
+@Suite struct BacktestTests {
+    @Test func cutoffsFollowTheOffsetAndStepBackByTheHorizon() {
+        #expect(BacktestPlan(windows: 3, horizon: 4).cutoffs(count: 20) == [16, 12, 8])
+        #expect(BacktestPlan(windows: 2, horizon: 4, offset: 6).cutoffs(count: 20) == [14, 10])
+        #expect(BacktestPlan(windows: 5, horizon: 4).cutoffs(count: 10) == [6, 2], "windows without history are dropped")
+    }
+
+    @Test func pooledScoresMatchTheMetricsByHand() async {
+        // Naive on 1, 2, …, 10 with horizon 2 and two windows: cut-offs 8 and 6.
+        // Window 1 forecasts 8, 8 for actuals 9, 10; window 2 forecasts 6, 6 for 7, 8.
+        let s = TimeSeries(id: "a", start: Date(timeIntervalSince1970: 0), frequency: .daily, values: (1...10).map(Double.init))
+        let (score, windows) = await ForecastEngine.backtest([s], model: NaiveModel(), plan: BacktestPlan(windows: 2, horizon: 2),
+                                                             levels: [0.1, 0.5, 0.9], season: 1)
+        #expect(windows == 2)
+        // |errors| 1, 2, 1, 2 over |actuals| 9 + 10 + 7 + 8.
+        #expect(abs(score.value("WAPE")! - 6.0 / 34) < 1e-12)
+        #expect(abs(score.value("RMSE")! - (10.0 / 4).squareRoot()) < 1e-12)
+        // In-sample scale with m = 1 is 1, so MASE is the mean |error| of each window (1.5), averaged.
+        #expect(abs(score.value("MASE")! - 1.5) < 1e-12)
+        // wQL at the median is WAPE.
+        #expect(abs(score.value("wQL[p50]")! - 6.0 / 34) < 1e-12)
+        let cover = score.value("coverage")!
+        #expect(cover >= 0 && cover <= 1)
+    }
+}
