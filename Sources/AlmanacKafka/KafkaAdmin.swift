@@ -84,15 +84,23 @@ public final class KafkaAdmin: @unchecked Sendable {
         }
     }
 
-    /// Records in `topic` that `group` has not committed yet, over all partitions.
-    /// A partition the group never committed counts from its low watermark.
-    public func lag(group: String, topic: String) async throws -> Int64 {
+    /// Records in `topic` not yet handled by `group`, over all partitions: high watermark minus
+    /// the position.
+    /// - Parameter positions: positions the caller keeps itself (Almanac keeps them in Postgres
+    ///   with each function's effects); where they cover every partition the group's committed
+    ///   offsets are not fetched, otherwise the later of the two counts. A partition with no
+    ///   position counts from its low watermark, and so does one whose position is past its
+    ///   high watermark (the topic was recreated).
+    public func lag(group: String, topic: String, positions: [Int32: Int64] = [:]) async throws -> Int64 {
         let n = try await partitionCount(topic: topic)
-        let committed = try await committedOffsets(group: group, topic: topic, partitions: n)
+        let covered = (0..<n).allSatisfy { positions[Int32($0)] != nil }
+        let committed = covered ? [:] : try await committedOffsets(group: group, topic: topic, partitions: n)
         var total: Int64 = 0
-        for p in 0..<n {
-            let (low, high) = try await watermarks(topic: topic, partition: Int32(p))
-            total += max(0, high - max(low, committed[Int32(p)] ?? low))
+        for p in 0..<Int32(n) {
+            let (low, high) = try await watermarks(topic: topic, partition: p)
+            var position = max(positions[p] ?? -1, committed[p] ?? -1)
+            if position > high || position < low { position = low }
+            total += max(0, high - position)
         }
         return total
     }

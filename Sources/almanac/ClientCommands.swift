@@ -58,6 +58,11 @@ struct Status: AsyncParsableCommand {
         let db = try await client.database()
         let manifests = try FunctionManifest.loadAll(from: functions ?? AlmanacPaths.discover().functions)
         let admin = try? KafkaAdmin(configuration: try client.kafka())
+        // The same lag the launcher acts on: positions kept with the effects, then the group's commits.
+        var positions: [String: [Int32: Int64]] = [:]
+        if let admin, let cluster = try? await admin.clusterID() {
+            positions = (try? await ConsumerPositions.load(cluster: cluster, topics: manifests.map(\.inputTopic), in: db)) ?? [:]
+        }
         let instances = try await db.query("SELECT instance, function, pid, gpu, started_at FROM function_instances ORDER BY instance")
         let stats = try await db.query("""
             SELECT function, count(*) FILTER (WHERE outcome = 'succeeded')::bigint AS ok,
@@ -69,7 +74,9 @@ struct Status: AsyncParsableCommand {
         var rows: [[String]] = []
         for m in manifests {
             let lag: String
-            if let admin, let l = try? await admin.lag(group: m.consumerGroup, topic: m.inputTopic) { lag = "\(l)" } else { lag = "?" }
+            if let admin, let l = try? await admin.lag(group: m.consumerGroup, topic: m.inputTopic, positions: positions[m.name] ?? [:]) {
+                lag = "\(l)"
+            } else { lag = "?" }
             let running = instances.filter { $0.text("function") == m.name }.count
             let s = stats.first { $0.text("function") == m.name }
             rows.append([m.name, "\(running)/\(m.concurrency)", lag, m.gpu.rawValue, s?.text("ok") ?? "0", s?.text("failed") ?? "0",

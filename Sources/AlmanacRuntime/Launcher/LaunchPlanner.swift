@@ -81,10 +81,10 @@ public struct GPUInventory: Sendable, Equatable {
         if let configured = env["ALMANAC_GPUS"] {
             return GPUInventory(slots: parse(configured))
         }
-        guard let out = try? EmbeddedPostgres.exec("/usr/bin/env", ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"]) else {
+        guard let result = try? Subprocess.run("nvidia-smi", ["--query-gpu=index", "--format=csv,noheader"]), result.status == 0 else {
             return GPUInventory(slots: [])
         }
-        return GPUInventory(slots: parse(out.replacingOccurrences(of: "\n", with: ",")))
+        return GPUInventory(slots: parse(result.output.replacingOccurrences(of: "\n", with: ",")))
     }
 
     static func parse(_ text: String) -> [String] {

@@ -120,7 +120,8 @@ public actor Launcher {
         let positions = await storedPositions()
         for m in manifests {
             do {
-                pendings[m.name] = try await lag(of: m, positions: positions[m.name])
+                // Positions kept in Postgres with the effects count first, then the group's commits.
+                pendings[m.name] = try await admin.lag(group: m.consumerGroup, topic: m.inputTopic, positions: positions[m.name] ?? [:])
             } catch {
                 logger.debug("lag unavailable", metadata: ["function": "\(m.name)", "error": "\(error)"])
                 pendings[m.name] = 0
@@ -154,26 +155,6 @@ public actor Launcher {
         let newlyQueued = plan.queued.filter { !gpuQueue.contains($0) }
         for name in newlyQueued { logger.info("waiting for a GPU", metadata: ["function": "\(name)", "free_gpus": "0"]) }
         gpuQueue = gpuQueue.filter { !observed.contains($0) || plan.queued.contains($0) } + newlyQueued
-    }
-
-    /// Records not yet handled: high watermark minus the position, per partition. The position
-    /// is the one kept in Postgres with the function's effects when there is one (instances of
-    /// single-instance functions write it), else the group's committed offset in Kafka.
-    func lag(of m: FunctionManifest, positions: [Int32: Int64]?) async throws -> Int64 {
-        let n = try await admin.partitionCount(topic: m.inputTopic)
-        let committed: [Int32: Int64]
-        if let positions, positions.count == n, positions.allSatisfy({ $0.value >= 0 }) {
-            committed = await ConsumerPositions.plausible(positions, topic: m.inputTopic, admin: admin)
-        } else {
-            let kafka = try await admin.committedOffsets(group: m.consumerGroup, topic: m.inputTopic, partitions: n)
-            committed = kafka.merging(positions ?? [:]) { max($0, $1) }
-        }
-        var total: Int64 = 0
-        for p in 0..<n {
-            let (low, high) = try await admin.watermarks(topic: m.inputTopic, partition: Int32(p))
-            total += max(0, high - max(low, committed[Int32(p)] ?? low))
-        }
-        return total
     }
 
     /// Positions from `consumer_positions` for this Kafka cluster, by function and partition.
