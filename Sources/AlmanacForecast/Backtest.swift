@@ -114,7 +114,7 @@ extension ForecastEngine {
     /// Backtests a model on every series by the plan, in parallel.
     /// - Returns: the pooled score and how many windows were scored.
     public static func backtest(_ series: [TimeSeries], model: any ForecastModel, plan: BacktestPlan, levels: [Double],
-                                season: Int? = nil) async -> (score: BacktestScore, windows: Int) {
+                                seasons: [Int]? = nil) async -> (score: BacktestScore, windows: Int) {
         let workers = max(1, min(series.count, ProcessInfo.processInfo.activeProcessorCount))
         let parts = await withTaskGroup(of: (BacktestScore, Int).self) { group in
             for w in 0..<workers {
@@ -123,12 +123,12 @@ extension ForecastEngine {
                     var count = 0
                     for i in stride(from: w, to: series.count, by: workers) {
                         let s = series[i]
-                        let m = season ?? s.frequency.defaultSeasons.first ?? 1
+                        let m = seasons ?? s.frequency.defaultSeasons
                         for cut in plan.cutoffs(count: s.values.count) {
                             let history = Array(s.values[..<cut])
                             let actual = Array(s.values[cut..<min(s.values.count, cut + plan.horizon)])
-                            let fc = model.forecast(history, horizon: actual.count, season: m, levels: levels)
-                            score.add(actual: actual, forecast: fc, insample: history, season: m)
+                            let fc = model.forecast(history, horizon: actual.count, seasons: m, levels: levels)
+                            score.add(actual: actual, forecast: fc, insample: history, season: m.main)
                             count += 1
                         }
                     }

@@ -4,10 +4,10 @@ import Foundation
 public enum ForecastEngine {
     /// Forecasts every series with one model.
     /// - Parameters:
-    ///   - season: the season length for all series; nil takes each series' frequency default.
+    ///   - seasons: the season lengths for all series; nil takes each series' frequency defaults.
     ///   - progress: called with (done, total) as series finish (from worker tasks).
     /// - Returns: one forecast per series, in input order.
-    public static func run(_ series: [TimeSeries], model: any ForecastModel, horizon: Int, levels: [Double], season: Int? = nil,
+    public static func run(_ series: [TimeSeries], model: any ForecastModel, horizon: Int, levels: [Double], seasons: [Int]? = nil,
                            progress: (@Sendable (Int, Int) -> Void)? = nil) async -> [Forecast] {
         let workers = max(1, min(series.count, ProcessInfo.processInfo.activeProcessorCount))
         let counter = ProgressCounter(total: series.count, report: progress)
@@ -17,8 +17,8 @@ public enum ForecastEngine {
                     var out: [(Int, Forecast)] = []
                     for i in stride(from: w, to: series.count, by: workers) {
                         let s = series[i]
-                        let m = season ?? s.frequency.defaultSeasons.first ?? 1
-                        out.append((i, model.forecast(s.values, horizon: horizon, season: m, levels: levels)))
+                        let m = seasons ?? s.frequency.defaultSeasons
+                        out.append((i, model.forecast(s.values, horizon: horizon, seasons: m, levels: levels)))
                         counter.tick()
                     }
                     return out

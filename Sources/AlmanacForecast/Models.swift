@@ -6,11 +6,14 @@ public struct Forecast: Sendable, Equatable {
     public var mean: [Double]
     /// Quantile level → values per step; levels never cross.
     public var quantiles: [Double: [Double]]
+    /// What produced it, for reports: the model as fitted, e.g. `ETS(M,Ad,N)`.
+    public var method: String
 
     /// Makes a forecast.
-    public init(mean: [Double], quantiles: [Double: [Double]]) {
+    public init(mean: [Double], quantiles: [Double: [Double]], method: String = "") {
         self.mean = mean
         self.quantiles = quantiles
+        self.method = method
     }
 
     /// A forecast whose errors are normal with the given standard deviations per step.
@@ -32,7 +35,7 @@ public struct Forecast: Sendable, Equatable {
             let sorted = levels.map { quantiles[$0]![h] }.sorted()
             for (i, l) in levels.enumerated() { out[l]![h] = sorted[i] }
         }
-        return Forecast(mean: mean, quantiles: out)
+        return Forecast(mean: mean, quantiles: out, method: method)
     }
 }
 
@@ -41,8 +44,21 @@ public protocol ForecastModel: Sendable {
     /// The method's name in reports and `--models`.
     var name: String { get }
     /// Forecasts `horizon` steps after `history` at the given quantile levels.
-    /// - Parameter season: the season length (1 when the data has no season).
-    func forecast(_ history: [Double], horizon: Int, season: Int, levels: [Double]) -> Forecast
+    /// - Parameter seasons: the season lengths, main one first (empty or `[1]` when the data has
+    ///   no season); most models use the first, multi-seasonal ones all.
+    func forecast(_ history: [Double], horizon: Int, seasons: [Int], levels: [Double]) -> Forecast
+}
+
+extension ForecastModel {
+    /// Forecasts with one season length.
+    public func forecast(_ history: [Double], horizon: Int, season: Int, levels: [Double]) -> Forecast {
+        forecast(history, horizon: horizon, seasons: [season], levels: levels)
+    }
+}
+
+extension [Int] {
+    /// The main season length, 1 when there is none.
+    var main: Int { Swift.max(1, first ?? 1) }
 }
 
 /// The last value, repeated; intervals of a random walk (σ·√h).
@@ -53,8 +69,8 @@ public struct NaiveModel: ForecastModel {
     public var name: String { "naive" }
 
     /// Forecasts the last value.
-    public func forecast(_ history: [Double], horizon: Int, season: Int, levels: [Double]) -> Forecast {
-        SeasonalNaiveModel().forecast(history, horizon: horizon, season: 1, levels: levels)
+    public func forecast(_ history: [Double], horizon: Int, seasons: [Int], levels: [Double]) -> Forecast {
+        SeasonalNaiveModel().forecast(history, horizon: horizon, seasons: [1], levels: levels)
     }
 }
 
@@ -66,7 +82,8 @@ public struct SeasonalNaiveModel: ForecastModel {
     public var name: String { "seasonal_naive" }
 
     /// Forecasts the last season again.
-    public func forecast(_ history: [Double], horizon: Int, season: Int, levels: [Double]) -> Forecast {
+    public func forecast(_ history: [Double], horizon: Int, seasons: [Int], levels: [Double]) -> Forecast {
+        let season = seasons.main
         let x = history.filter { !$0.isNaN }
         guard let last = x.last else {
             return Forecast.normal(mean: Array(repeating: 0, count: horizon), sigma: Array(repeating: 0, count: horizon), levels: levels)
@@ -83,6 +100,8 @@ public struct SeasonalNaiveModel: ForecastModel {
         }
         let sigma = n == 0 ? 0 : (sq / Double(n)).squareRoot()
         let spread = (0..<horizon).map { h in sigma * Double(h / m + 1).squareRoot() }
-        return Forecast.normal(mean: mean, sigma: spread, levels: levels)
+        var f = Forecast.normal(mean: mean, sigma: spread, levels: levels)
+        f.method = m == 1 ? "naive" : "seasonal_naive m=\(m)"
+        return f
     }
 }

@@ -9,16 +9,21 @@ struct ForecastCommand: AsyncParsableCommand {
         abstract: "Forecast every series of an item_id,timestamp,target_value CSV file.",
         discussion: """
             Writes item_id,timestamp,mean and one column per quantile (p10, p50, p90, p2.5, …), continuing each \
-            series' grid. Models available so far: naive, seasonal_naive (the AutoML models are being built).
+            series' grid. --models auto (the default) backtests every statistical model and the ensembles of the best \
+            few on each series and keeps the best by --metric; a comma-separated list limits the choice; one name \
+            runs that model alone. Models: \(ModelCatalog.names.joined(separator: ", ")).
             """)
 
     @Option(help: "The input CSV (item_id,timestamp,target_value).") var input: String
     @Option(help: "Steps to forecast.") var horizon: Int
     @Option(help: "The output CSV.") var output: String
     @Option(help: "Quantile levels, comma-separated.") var quantiles: String = "0.1,0.5,0.9"
-    @Option(help: "The season length (default: the frequency's first, e.g. 24 for hourly).") var season: Int?
+    @Option(help: "Season lengths, comma-separated, main first (default: the frequency's, e.g. 24,168 for hourly).") var season: String?
     @Option(help: "hourly, daily, weekly, monthly, quarterly or yearly (default: inferred per item).") var frequency: String?
-    @Option(help: "The model: naive or seasonal_naive.") var models: String = "seasonal_naive"
+    @Option(help: "auto, one model, or a comma-separated list for AutoML to choose among.") var models: String = "auto"
+    @Option(help: "What AutoML ranks by: avg_wql, wape, rmse, mape, smape, mase or msis.") var metric: String = "avg_wql"
+    @Option(help: "Backtest windows per series for AutoML's choice.") var selectionWindows: Int = 2
+    @Option(help: "Write each item's chosen model and why to this CSV file.") var report: String?
     @Option(help: "What missing timestamps become: zero, nan, mean, median, min, max, frontfill or a number.") var fill: String = "nan"
     @Option(help: "Rolling-origin backtest windows to score (0: none).") var backtestWindows: Int = 0
     @Option(help: "Steps from the end of the data to the latest backtest cut-off (default: the horizon).") var backtestOffset: Int?
@@ -40,11 +45,21 @@ struct ForecastCommand: AsyncParsableCommand {
             return parsed
         }
         guard let fillPolicy = FillPolicy(fill) else { throw ValidationError("--fill: unknown policy \"\(fill)\"") }
+        guard let rank = SelectionMetric(name: metric) else {
+            throw ValidationError("--metric must be one of \(SelectionMetric.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(metric)\"")
+        }
+        guard selectionWindows >= 1 else { throw ValidationError("--selection-windows must be ≥ 1, got \(selectionWindows)") }
         let model: any ForecastModel
-        switch models {
-        case "naive": model = NaiveModel()
-        case "seasonal_naive": model = SeasonalNaiveModel()
-        default: throw ValidationError("--models: \"\(models)\" is not available yet; use naive or seasonal_naive")
+        do { model = try ModelCatalog.model(from: models, metric: rank, windows: selectionWindows) } catch let e as ForecastInputError {
+            throw ValidationError("--models: \(e.message)")
+        }
+        let seasons = try season.map { text -> [Int] in
+            try text.split(separator: ",").map { part in
+                guard let m = Int(part.trimmingCharacters(in: .whitespaces)), m >= 1 else {
+                    throw ValidationError("--season must be whole numbers ≥ 1, comma-separated, got \"\(text)\"")
+                }
+                return m
+            }
         }
         let started = ContinuousClock.now
         let text: String
@@ -55,18 +70,43 @@ struct ForecastCommand: AsyncParsableCommand {
         do { series = try SeriesReader.read(csv: text, frequency: freq, fill: fillPolicy) } catch let e as ForecastInputError {
             throw ValidationError("\(input): \(e)")
         }
-        let forecasts = await ForecastEngine.run(series, model: model, horizon: horizon, levels: levels, season: season) { done, total in
+        let forecasts = await ForecastEngine.run(series, model: model, horizon: horizon, levels: levels, seasons: seasons) { done, total in
             FileHandle.standardError.write(Data("\rforecast: \(done)/\(total) series".utf8))
         }
         FileHandle.standardError.write(Data("\n".utf8))
         try ForecastEngine.csv(series: series, forecasts: forecasts, levels: levels).write(toFile: output, atomically: true, encoding: .utf8)
         let elapsed = ContinuousClock.now - started
         FileHandle.standardError.write(Data("wrote \(output): \(series.count) series × \(horizon) steps with \(model.name) in \(elapsed)\n".utf8))
+        if model is AutoMLModel { printChoices(series: series, forecasts: forecasts) }
         if backtestWindows > 0 {
             let plan = BacktestPlan(windows: backtestWindows, horizon: horizon, offset: backtestOffset)
-            let (score, windows) = await ForecastEngine.backtest(series, model: model, plan: plan, levels: levels, season: season)
+            let (score, windows) = await ForecastEngine.backtest(series, model: model, plan: plan, levels: levels, seasons: seasons)
             print("backtest: \(model.name), \(windows) windows (\(backtestWindows) per series, offset \(plan.offset), horizon \(horizon))")
             for (name, value) in score.metrics { print("  \(name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%.4f", value))") }
+        }
+    }
+
+    /// How many series each choice won, and the per-item report when asked for.
+    func printChoices(series: [TimeSeries], forecasts: [Forecast]) {
+        var counts: [String: Int] = [:]
+        var rows = "item_id,chosen,reason,fitted\n"
+        for (s, f) in zip(series, forecasts) {
+            let chosen = f.method.components(separatedBy: " [").first ?? f.method
+            counts[chosen, default: 0] += 1
+            let reason = f.method.firstIndex(of: "[").flatMap { start in
+                f.method[start...].firstIndex(of: "]").map { String(f.method[f.method.index(after: start)..<$0]) }
+            } ?? ""
+            let fitted = f.method.components(separatedBy: "] ").dropFirst().joined(separator: "] ")
+            rows += [s.id, chosen, reason, fitted].map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: ",") + "\n"
+        }
+        FileHandle.standardError.write(Data("chosen by backtest (\(metric)):\n".utf8))
+        for (name, n) in counts.sorted(by: { $0.value > $1.value }) {
+            FileHandle.standardError.write(Data("  \(String(n).padding(toLength: 6, withPad: " ", startingAt: 0)) \(name)\n".utf8))
+        }
+        if let report {
+            do { try rows.write(toFile: report, atomically: true, encoding: .utf8) } catch {
+                FileHandle.standardError.write(Data("cannot write --report \(report): \(error.localizedDescription)\n".utf8))
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs M4 Hourly (h=48) and Weekly (h=13) through `almanac forecast` and scores them with
 # ../shared/tools/m4_score.py: sMAPE, MASE, OWA, MSIS, ACD and wall time per frequency.
-# Usage: infra/local/bench-m4.sh [HOURLY_MODEL] [WEEKLY_MODEL]   (default: seasonal_naive naive)
+# Usage: infra/local/bench-m4.sh [HOURLY_MODELS] [WEEKLY_MODELS]   (default: auto auto)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SHARED=${ALMANAC_SHARED:-../shared}
@@ -11,13 +11,13 @@ SCORE="$SHARED/tools/m4_score.py"
 python3 -c 'import numpy' 2>/dev/null || pip install -q numpy
 swift build -c release --product almanac >&2
 OUT=$(mktemp -d)
-printf '%-8s %-16s %8s %7s %7s %8s %7s %9s\n' frequency model sMAPE MASE OWA MSIS ACD seconds
-for spec in "hourly 48 ${1:-seasonal_naive}" "weekly 13 ${2:-naive}"; do
+printf '%-8s %-24s %8s %7s %7s %8s %7s %9s\n' frequency model sMAPE MASE OWA MSIS ACD seconds
+for spec in "hourly 48 ${1:-auto}" "weekly 13 ${2:-auto}"; do
   set -- $spec
   start=$(python3 -c "import time; print(time.time())")
   .build/release/almanac forecast --input "$DATA/$1-train.csv" --horizon "$2" --models "$3" \
     --quantiles 0.025,0.1,0.5,0.9,0.975 --output "$OUT/$1.csv" 2>/dev/null
   secs=$(python3 -c "import time; print(time.time() - $start)")
   python3 "$SCORE" "$1" "$OUT/$1.csv" --point-col p50 --lo-col p2.5 --hi-col p97.5 --json \
-    | python3 -c "import json,sys; r=json.load(sys.stdin); print('%-8s %-16s %8.3f %7.3f %7.3f %8.3f %7.3f %9.2f' % ('$1','$3',r['smape'],r['mase'],r['owa'],r['msis'],r['acd'],$secs))"
+    | python3 -c "import json,sys; r=json.load(sys.stdin); print('%-8s %-24s %8.3f %7.3f %7.3f %8.3f %7.3f %9.2f' % ('$1','$3',r['smape'],r['mase'],r['owa'],r['msis'],r['acd'],$secs))"
 done
