@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
@@ -59,7 +60,10 @@ let package = Package(
                           path: "Tests/Functions/almanac-testfn"),
 
         .testTarget(name: "AlmanacCoreTests", dependencies: ["AlmanacCore"]),
-        .testTarget(name: "AlmanacForecastTests", dependencies: ["AlmanacForecast"]),
+        .testTarget(name: "AlmanacForecastTests", dependencies: [
+            "AlmanacForecast",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
         .testTarget(name: "AlmanacRuntimeTests", dependencies: [
             "AlmanacRuntime", "almanac-testfn", "almanac",
             .product(name: "Hummingbird", package: "hummingbird"),

@@ -212,19 +212,50 @@ public enum ETS {
         let scale = max(1e-8, Numeric.mean(y.prefix(max(10, 2 * m)).map(abs)))
         steps.append(0.1 * scale)
         if spec.trend != .none { start.append(initial.slope); steps.append(0.01 * scale) }
+        // For season lengths up to 12 the first m − 1 seasonal states are searched too (the
+        // last follows from the normalisation), as R's `ets` does; longer seasons keep the
+        // decomposition's states so the search stays small.
+        let searchSeasons = spec.season != .none && m <= 12
+        let seasonStart = start.count
+        if searchSeasons {
+            for i in 0..<(m - 1) {
+                start.append(initial.seasons[i])
+                steps.append(spec.season == .multiplicative ? 0.02 : 0.1 * scale * 0.2)
+            }
+        }
+        func fill(_ buffer: UnsafeMutableBufferPointer<Double>, from x: [Double]) {
+            guard searchSeasons else {
+                for i in buffer.indices { buffer[i] = initial.seasons[i] }
+                return
+            }
+            var sum = 0.0
+            for i in 0..<(m - 1) {
+                buffer[i] = x[seasonStart + i]
+                sum += buffer[i]
+            }
+            buffer[m - 1] = spec.season == .multiplicative ? Double(m) - sum : -sum
+        }
         var seasons = initial.seasons
         let evaluate: ([Double]) -> Double = { x in
             seasons.withUnsafeMutableBufferPointer { buffer in
-                for i in buffer.indices { buffer[i] = initial.seasons[i] }
+                fill(buffer, from: x)
                 return likelihood(y, spec: spec, period: m, x: x, seasons: buffer).minus2LogLikelihood
             }
         }
-        let (best, value) = NelderMead(maxEvaluations: maxEvaluations, tolerance: 1e-7).minimize(start: start, steps: steps, evaluate)
+        let optimizer = NelderMead(maxEvaluations: searchSeasons ? maxEvaluations + 150 * (m - 1) : maxEvaluations, tolerance: 1e-7)
+        var (best, value) = optimizer.minimize(start: start, steps: steps, evaluate)
+        if searchSeasons && value.isFinite {
+            // One restart from the optimum: Nelder–Mead stalls easily in this many dimensions.
+            (best, value) = optimizer.minimize(start: best, steps: steps.map { $0 * 0.5 }, evaluate)
+        }
         guard value.isFinite else { return nil }
         var final = initial.seasons
-        let result = final.withUnsafeMutableBufferPointer { likelihood(y, spec: spec, period: m, x: best, seasons: $0) }
+        let result = final.withUnsafeMutableBufferPointer { buffer in
+            fill(buffer, from: best)
+            return likelihood(y, spec: spec, period: m, x: best, seasons: buffer)
+        }
         let p = unpack(best, spec: spec)
-        let k = (best.count) + (spec.season == .none ? 0 : m - 1) + 1
+        let k = best.count + (spec.season == .none || searchSeasons ? 0 : m - 1) + 1
         return ETSFit(spec: spec, period: m, alpha: p.alpha, beta: p.beta, gamma: p.gamma, phi: p.phi,
                       level: result.level, slope: result.slope, seasons: spec.season == .none ? [] : final, count: n,
                       sigma2: result.sse / Double(max(1, n - k)), minus2LogLikelihood: result.minus2LogLikelihood, parameterCount: k)
