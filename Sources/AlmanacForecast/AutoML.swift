@@ -96,7 +96,7 @@ public struct AutoMLModel: ForecastModel {
 
     /// The statistical models `--models auto` tries.
     public static var standardCandidates: [any ForecastModel] {
-        [SeasonalNaiveModel(), NaiveModel(), AutoETSModel(), ThetaModel(.standard), ThetaModel(.optimized), ThetaModel(.dynamicOptimized),
+        [SeasonalNaiveModel(), NaiveModel(), AutoETSModel(), AutoARIMAModel(), ThetaModel(.standard), ThetaModel(.optimized), ThetaModel(.dynamicOptimized),
          MSTLModel(), IntermittentModel(.croston), IntermittentModel(.sba), IntermittentModel(.tsb)]
     }
 
@@ -167,7 +167,7 @@ public struct AutoMLModel: ForecastModel {
 /// The models `--models` can name.
 public enum ModelCatalog {
     /// Every name, in the order of `--help`.
-    public static let names = ["auto", "naive", "seasonal_naive", "auto_ets", "theta", "optimized_theta", "dynamic_theta",
+    public static let names = ["auto", "naive", "seasonal_naive", "auto_ets", "auto_arima", "theta", "optimized_theta", "dynamic_theta",
                                "dynamic_optimized_theta", "mstl", "croston", "sba", "tsb", "npts"]
 
     /// The model called `name`, nil when there is none.
@@ -177,6 +177,7 @@ public enum ModelCatalog {
         case "naive": return NaiveModel()
         case "seasonal_naive": return SeasonalNaiveModel()
         case "auto_ets": return AutoETSModel()
+        case "auto_arima": return AutoARIMAModel()
         case "mstl": return MSTLModel()
         case "npts": return NPTSModel()
         default:

@@ -303,6 +303,7 @@ public enum ETS {
         let multiplicative = spec.error == .multiplicative || spec.season == .multiplicative
         var level = p.level, slope = p.slope
         var sse = 0.0, logSum = 0.0
+        var product = 1.0, factors = 0
         var j = 0
         let seasonal = spec.season != .none
         for t in 0..<y.count {
@@ -315,7 +316,15 @@ public enum ETS {
                 e = y[t] - fitted
             } else {
                 e = (y[t] - fitted) / fitted
-                logSum += log(fitted)
+                // Σ log ŷ as the log of running products, 16 factors at a time (log is the
+                // costliest call in this loop).
+                product *= fitted
+                factors += 1
+                if factors == 16 || product > 1e150 || product < 1e-150 {
+                    logSum += log(product)
+                    product = 1
+                    factors = 0
+                }
             }
             sse += e * e
             let newSeason = update(spec: spec, alpha: p.alpha, beta: p.beta, gamma: p.gamma, phi: p.phi, y: y[t], trendPart: trendPart,
@@ -326,8 +335,9 @@ public enum ETS {
                 if j == m { j = 0 }
             }
         }
+        logSum += log(product)
         let n = Double(y.count)
-        guard sse.isFinite, sse > 0 else { return sse == 0 ? (-1e12, 0, level, slope) : bad }
+        guard sse.isFinite, logSum.isFinite, sse > 0 else { return sse == 0 ? (-1e12, 0, level, slope) : bad }
         let m2ll = n * log(sse / n) + n * (1 + log(2 * .pi)) + 2 * logSum
         return (m2ll, sse, level, slope)
     }

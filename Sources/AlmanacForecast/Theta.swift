@@ -134,6 +134,8 @@ struct ThetaState {
     var b: Double
     /// Observations seen.
     var t = 0
+    /// (1 − α)^t, kept as a running product (no `pow` per step).
+    var decay = 1.0
     let firstForecast: Double
 
     init(alpha: Double, theta: Double, dynamic: Bool, line: (intercept: Double, slope: Double), level0: Double, first: Double) {
@@ -156,11 +158,11 @@ struct ThetaState {
         level = alpha * y + (1 - alpha) * level
         meanY = y
         t = 1
+        decay = 1 - alpha
     }
 
     /// μ_{t+1} = ℓ_t + (1 − 1/θ)·(A_t(1−α)^t + B_t(1 − (1−α)^{t+1})/α).
     func nextForecast() -> Double {
-        let decay = pow(1 - alpha, Double(t))
         return level + (1 - 1 / theta) * (a * decay + b * (1 - decay * (1 - alpha)) / alpha)
     }
 
@@ -174,5 +176,6 @@ struct ThetaState {
             a = meanY - b * (i + 2) / 2
         }
         t += 1
+        decay *= 1 - alpha
     }
 }

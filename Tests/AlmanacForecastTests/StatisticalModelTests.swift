@@ -233,3 +233,80 @@ let airPassengers: [Double] = [
         }
     }
 }
+
+@Suite struct ARIMATests {
+    @Test func airlineModelOnLogPassengersMatchesThePublishedFit() throws {
+        // Box & Jenkins' airline model ARIMA(0,1,1)(0,1,1)12 on log passengers; R's `arima`
+        // (exact likelihood) gives ma1 = −0.4018, sma1 = −0.5569. Ours is conditional least
+        // squares, which lands close to it.
+        let order = ARIMAOrder(p: 0, d: 1, q: 1, P: 0, D: 1, Q: 1, m: 12)
+        let fit = try #require(ARIMA.fit(airPassengers.map { log($0) }, order: order))
+        #expect(abs(fit.theta[0] - -0.4018) < 0.06, "ma1 \(fit.theta[0])")
+        #expect(abs(fit.seasonalTheta[0] - -0.5569) < 0.06, "sma1 \(fit.seasonalTheta[0])")
+        // Forecasts continue the seasonal pattern upward: next July above next January.
+        let f = fit.forecast(horizon: 12, levels: [0.1, 0.9])
+        #expect(f.mean[6] > f.mean[0] && f.mean[0] > log(400))
+    }
+
+    @Test func differencingIsChosenByTheUnitRootTest() {
+        var rng = SplitMix64(seed: 11)
+        var walk = [0.0]
+        for _ in 0..<400 { walk.append(walk.last! + rng.normal()) }
+        let noise = (0..<400).map { _ in rng.normal() }
+        #expect(ARIMA.kpssStatistic(walk) > 0.463)
+        #expect(ARIMA.kpssStatistic(noise) < 0.463)
+        #expect(ARIMA.auto(walk, period: 1)?.order.d == 1)
+        #expect(ARIMA.auto(noise, period: 1)?.order.d == 0)
+    }
+
+    @Test func autoRegressionIsRecovered() throws {
+        var rng = SplitMix64(seed: 5)
+        var y = [0.0]
+        for _ in 0..<1000 { y.append(0.7 * y.last! + rng.normal()) }
+        let fit = try #require(ARIMA.auto(y, period: 1))
+        #expect(fit.order.d == 0 && fit.order.p >= 1, "chose \(fit.order)")
+        let one = try #require(ARIMA.fit(y, order: ARIMAOrder(p: 1, d: 0, q: 0)))
+        #expect(abs(one.phi[0] - 0.7) < 0.05, "φ = \(one.phi[0])")
+    }
+
+    @Test func randomWalkIntervalsWidenWithTheSquareRootOfTheHorizon() throws {
+        let y: [Double] = [1, 3, 2, 4, 3, 5, 4, 6, 5, 7, 6, 8]
+        let fit = try #require(ARIMA.fit(y, order: ARIMAOrder(p: 0, d: 1, q: 0)))
+        let f = fit.forecast(horizon: 4, levels: [0.5, 0.9])
+        #expect(f.mean == [8, 8, 8, 8])
+        let z = normalQuantile(0.9), sd = fit.sigma2.squareRoot()
+        for h in 0..<4 { #expect(abs(f.quantiles[0.9]![h] - (8 + z * sd * Double(h + 1).squareRoot())) < 1e-9) }
+    }
+
+    @Test func differencingRoundTrips() {
+        let y: [Double] = (0..<40).map { (t: Int) -> Double in Double(t * t % 17) + Double(t) }
+        let w = ARIMA.differences(y, d: 1, D: 1, m: 4)
+        // Integrating the last differences again from the earlier history gives the series back.
+        let back = ARIMA.integrate(Array(w.suffix(5)), series: Array(y.prefix(35)), d: 1, D: 1, m: 4)
+        for (a, b) in zip(back, y.suffix(5)) { #expect(abs(a - b) < 1e-9) }
+    }
+}
+
+@Suite struct AwkwardSeriesTests {
+    @Test(arguments: [
+        ("constant", [Double](repeating: 42, count: 60), 42.0),
+        ("all zero", [Double](repeating: 0, count: 60), 0.0),
+        ("two values", [5, 5], 5.0),
+    ])
+    func autoMLForecastsFlatSeriesFlat(name: String, y: [Double], level: Double) {
+        let f = AutoMLModel().forecast(y, horizon: 6, seasons: [12], levels: [0.1, 0.5, 0.9])
+        for h in 0..<6 {
+            #expect(abs(f.mean[h] - level) < 1e-6, "\(name): step \(h) mean \(f.mean[h]) (\(f.method))")
+            #expect(abs(f.quantiles[0.5]![h] - level) < 1e-6, "\(name): step \(h) p50")
+        }
+    }
+
+    @Test func negativeValuesKeepMultiplicativeModelsOut() throws {
+        var rng = SplitMix64(seed: 9)
+        let y = (0..<120).map { (t: Int) -> Double in 10 * sin(Double(t) / 2) - 3 + rng.normal() }
+        let fit = try #require(ETS.auto(y, period: 12))
+        #expect(fit.spec.error == .additive && fit.spec.season != .multiplicative)
+        let f = AutoMLModel().forecast(y, horizon: 12, seasons: [12], levels: [0.1, 0.9])
+        #expect(f.mean.allSatisfy { $0.isFinite })
+    }
+}
