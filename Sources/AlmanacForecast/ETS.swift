@@ -255,6 +255,7 @@ public enum ETS {
             return likelihood(y, spec: spec, period: m, x: best, seasons: buffer)
         }
         let p = unpack(best, spec: spec)
+        guard admissible(spec: spec, period: m, alpha: p.alpha, beta: p.beta, gamma: p.gamma, phi: p.phi) else { return nil }
         let k = best.count + (spec.season == .none || searchSeasons ? 0 : m - 1) + 1
         return ETSFit(spec: spec, period: m, alpha: p.alpha, beta: p.beta, gamma: p.gamma, phi: p.phi,
                       level: result.level, slope: result.slope, seasons: spec.season == .none ? [] : final, count: n,
@@ -271,6 +272,45 @@ public enum ETS {
             if best == nil || f.aicc < best!.aicc { best = f }
         }
         return best
+    }
+
+    /// Whether the parameters lie in the admissible (forecastable) region: the discount
+    /// matrix D = F − g·w′ of the linear state-space form has no eigenvalue outside the unit
+    /// circle (Hyndman et al., 2008, ch. 10). Checked by power iteration: ‖Dᵏx‖ must not grow.
+    static func admissible(spec: ETSSpec, period m: Int, alpha: Double, beta: Double, gamma: Double, phi: Double) -> Bool {
+        let seasonal = spec.season != .none
+        let trend = spec.trend != .none
+        // State x = (ℓ, b, s₁ … s_m), s_m the oldest seasonal state.
+        let size = 2 + (seasonal ? m : 0)
+        var x = (0..<size).map { Double($0 % 3) + 1 }
+        var next = x
+        var rng = SplitMix64(seed: 1)
+        for i in x.indices { x[i] += 0.1 * rng.normal() }
+        if !trend { x[1] = 0 }
+        // Warm up 1,000 steps (transients of a non-normal D), then measure 2,000.
+        let warmup = 1000, steps = 2000
+        var logGrowth = 0.0
+        for step in 0..<(warmup + steps) {
+            // One-step forecast error for a zero observation: e = −w′x.
+            let e = -(x[0] + (trend ? phi * x[1] : 0) + (seasonal ? x[size - 1] : 0))
+            next[0] = x[0] + (trend ? phi * x[1] : 0) + alpha * e
+            next[1] = trend ? phi * x[1] + beta * e : 0
+            if seasonal {
+                next[2] = x[size - 1] + gamma * e
+                for j in 3..<size { next[j] = x[j - 1] }
+            }
+            var norm = 0.0
+            for v in next { norm += v * v }
+            norm = norm.squareRoot()
+            guard norm.isFinite else { return false }
+            if norm == 0 { return true }
+            if step >= warmup { logGrowth += log(norm) }
+            for i in x.indices { x[i] = next[i] / norm }
+        }
+        // The seasonal form always has a unit root (the level and the seasons can trade a
+        // constant), and a repeated one grows only polynomially; growth by more than 0.1% per
+        // step is explosive.
+        return logGrowth / Double(steps) < 1e-3
     }
 
     struct Parameters { var alpha = 0.0, beta = 0.0, gamma = 0.0, phi = 1.0, level = 0.0, slope = 0.0 }

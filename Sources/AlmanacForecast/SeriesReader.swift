@@ -23,11 +23,16 @@ public enum SeriesReader {
     /// Parses CSV text into one series per item, in order of first appearance.
     /// - Parameters:
     ///   - frequency: the grid; inferred per item from its timestamps when nil.
-    ///   - fill: what missing timestamps inside a series become.
+    ///   - fill: what missing timestamps inside a series become (middlefill).
+    ///   - frontfill: when given, each series is extended back to the earliest timestamp of
+    ///     the items with its frequency, with values by this method.
+    ///   - backfill: when given, each series is extended to the latest timestamp of the items
+    ///     with its frequency.
     /// - Throws: `ForecastInputError` naming the line and item: a bad header, a short row, an
     ///   unparseable timestamp, a non-numeric, NaN or infinite value, an unsorted or
     ///   duplicate timestamp, or a timestamp off the grid.
-    public static func read(csv text: String, frequency: Frequency? = nil, fill: FillPolicy = .nan) throws -> [TimeSeries] {
+    public static func read(csv text: String, frequency: Frequency? = nil, fill: FillPolicy = .nan, frontfill: FillPolicy? = nil,
+                            backfill: FillPolicy? = nil) throws -> [TimeSeries] {
         // "\r\n" is one Character in Swift, so split on any newline rather than on "\n".
         var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
         if lines.last?.isEmpty == true { lines.removeLast() }
@@ -69,7 +74,7 @@ public enum SeriesReader {
             rows[item]!.lines.append(lineNo)
         }
         guard !order.isEmpty else { throw ForecastInputError(line: nil, item: nil, message: "the input has a header but no rows") }
-        return try order.map { item in
+        let series = try order.map { item in
             let r = rows[item]!
             for i in 1..<max(1, r.times.count) {
                 if r.times[i] == r.times[i - 1] {
@@ -83,6 +88,38 @@ public enum SeriesReader {
                 throw ForecastInputError(line: nil, item: item, message: "cannot infer the frequency from its timestamps; give --frequency")
             }
             return try regularize(item: item, times: r.times, values: r.values, lines: r.lines, frequency: freq, fill: fill)
+        }
+        guard frontfill != nil || backfill != nil else { return series }
+        return extendToDatasetBounds(series, frontfill: frontfill, backfill: backfill)
+    }
+
+    /// Extends every series to the earliest start and latest end among the series of its
+    /// frequency (items whose start is off that grid are left as they are at the front).
+    static func extendToDatasetBounds(_ series: [TimeSeries], frontfill: FillPolicy?, backfill: FillPolicy?) -> [TimeSeries] {
+        var bounds: [Frequency: (start: Date, end: Date)] = [:]
+        for s in series {
+            let end = s.timestamp(at: s.values.count - 1)
+            let b = bounds[s.frequency] ?? (s.start, end)
+            bounds[s.frequency] = (min(b.start, s.start), max(b.end, end))
+        }
+        return series.map { s in
+            var out = s
+            let (start, end) = bounds[s.frequency]!
+            let known = s.values.filter { !$0.isNaN }
+            if let backfill {
+                while out.timestamp(at: out.values.count) <= end {
+                    out.values.append(backfill.fill(known: known, previous: out.values.last ?? 0))
+                }
+            }
+            if let frontfill, start < s.start {
+                var steps = 0
+                while s.frequency.advance(start, by: steps) < s.start { steps += 1 }
+                guard abs(s.frequency.advance(start, by: steps).timeIntervalSince(s.start)) < 1 else { return out }
+                let first = known.first ?? 0
+                out.values = (0..<steps).map { _ in frontfill.fill(known: known, previous: first) } + out.values
+                out.start = start
+            }
+            return out
         }
     }
 

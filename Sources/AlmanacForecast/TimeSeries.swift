@@ -85,7 +85,10 @@ public struct TimeSeries: Sendable, Equatable {
     public func timestamp(at index: Int) -> Date { frequency.advance(start, by: index) }
 }
 
-/// How missing timestamps inside a series are filled (Amazon Forecast's featurization).
+/// How missing values are filled (Amazon Forecast's featurization methods). The same methods
+/// serve the three places Amazon Forecast fills: inside a series (middlefill), before its
+/// first value back to the dataset's earliest timestamp (frontfill) and after its last value
+/// up to the dataset's latest (backfill).
 public enum FillPolicy: Sendable, Equatable {
     /// Zero.
     case zero
@@ -95,10 +98,10 @@ public enum FillPolicy: Sendable, Equatable {
     case value(Double)
     /// The series' mean, median, minimum or maximum.
     case mean, median, min, max
-    /// The last value before the gap.
-    case frontfill
+    /// The last value before the gap (the first value, before a series starts).
+    case previous
 
-    /// Parses `zero`, `nan`, `mean`, `median`, `min`, `max`, `frontfill` or a number.
+    /// Parses `zero`, `nan`, `mean`, `median`, `min`, `max`, `previous` or a number.
     public init?(_ text: String) {
         switch text.lowercased() {
         case "zero": self = .zero
@@ -107,7 +110,7 @@ public enum FillPolicy: Sendable, Equatable {
         case "median": self = .median
         case "min": self = .min
         case "max": self = .max
-        case "frontfill", "ffill": self = .frontfill
+        case "previous", "ffill": self = .previous
         default:
             guard let v = Double(text), v.isFinite else { return nil }
             self = .value(v)
@@ -126,7 +129,7 @@ public enum FillPolicy: Sendable, Equatable {
             return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
         case .min: return known.min() ?? 0
         case .max: return known.max() ?? 0
-        case .frontfill: return previous
+        case .previous: return previous
         }
     }
 }

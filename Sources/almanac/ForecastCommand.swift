@@ -24,7 +24,9 @@ struct ForecastCommand: AsyncParsableCommand {
     @Option(help: "What AutoML ranks by: avg_wql, wape, rmse, mape, smape, mase or msis.") var metric: String = "avg_wql"
     @Option(help: "Backtest windows per series for AutoML's choice.") var selectionWindows: Int = 2
     @Option(help: "Write each item's chosen model and why to this CSV file.") var report: String?
-    @Option(help: "What missing timestamps become: zero, nan, mean, median, min, max, frontfill or a number.") var fill: String = "nan"
+    @Option(help: "What missing timestamps inside a series become: zero, nan, mean, median, min, max, previous or a number.") var fill: String = "nan"
+    @Option(help: "Extend each series back to the dataset's earliest timestamp with this method (default: no).") var frontfill: String?
+    @Option(help: "Extend each series to the dataset's latest timestamp with this method (default: no).") var backfill: String?
     @Option(help: "Rolling-origin backtest windows to score (0: none).") var backtestWindows: Int = 0
     @Option(help: "Steps from the end of the data to the latest backtest cut-off (default: the horizon).") var backtestOffset: Int?
 
@@ -44,7 +46,15 @@ struct ForecastCommand: AsyncParsableCommand {
             }
             return parsed
         }
-        guard let fillPolicy = FillPolicy(fill) else { throw ValidationError("--fill: unknown policy \"\(fill)\"") }
+        func method(_ text: String, _ flag: String) throws -> FillPolicy {
+            guard let p = FillPolicy(text) else {
+                throw ValidationError("\(flag): unknown method \"\(text)\"; use zero, nan, mean, median, min, max, previous or a number")
+            }
+            return p
+        }
+        let fillPolicy = try method(fill, "--fill")
+        let front = try frontfill.map { try method($0, "--frontfill") }
+        let back = try backfill.map { try method($0, "--backfill") }
         guard let rank = SelectionMetric(name: metric) else {
             throw ValidationError("--metric must be one of \(SelectionMetric.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(metric)\"")
         }
@@ -67,7 +77,7 @@ struct ForecastCommand: AsyncParsableCommand {
             throw ValidationError("cannot read \(input): \(error.localizedDescription)")
         }
         let series: [TimeSeries]
-        do { series = try SeriesReader.read(csv: text, frequency: freq, fill: fillPolicy) } catch let e as ForecastInputError {
+        do { series = try SeriesReader.read(csv: text, frequency: freq, fill: fillPolicy, frontfill: front, backfill: back) } catch let e as ForecastInputError {
             throw ValidationError("\(input): \(e)")
         }
         let forecasts = await ForecastEngine.run(series, model: model, horizon: horizon, levels: levels, seasons: seasons) { done, total in

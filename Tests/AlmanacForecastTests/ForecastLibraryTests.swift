@@ -71,7 +71,7 @@ import Testing
 @Suite struct SeriesReaderTests {
     @Test func readsCRLFInfersFrequencyAndFillsGaps() throws {
         let csv = "item_id,timestamp,target_value\r\nA,2026-01-01 00:00:00,1\r\nA,2026-01-01 01:00:00,2\r\nA,2026-01-01 03:00:00,4\r\nB,2026-01-05,7\r\nB,2026-01-12,8\r\n"
-        let series = try SeriesReader.read(csv: csv, fill: .frontfill)
+        let series = try SeriesReader.read(csv: csv, fill: .previous)
         #expect(series.map(\.id) == ["A", "B"])
         #expect(series[0].frequency == .hourly)
         #expect(series[0].values == [1, 2, 2, 4])

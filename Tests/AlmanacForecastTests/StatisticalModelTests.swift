@@ -310,3 +310,41 @@ let airPassengers: [Double] = [
         #expect(f.mean.allSatisfy { $0.isFinite })
     }
 }
+
+@Suite struct FeaturizationTests {
+    @Test func frontfillAndBackfillExtendToTheDatasetBounds() throws {
+        let csv = """
+            item_id,timestamp,target_value
+            A,2026-01-01,1
+            A,2026-01-02,2
+            A,2026-01-03,3
+            A,2026-01-04,4
+            B,2026-01-02,10
+            B,2026-01-03,20
+            """
+        let plain = try SeriesReader.read(csv: csv)
+        #expect(plain[1].values == [10, 20])
+        let filled = try SeriesReader.read(csv: csv, frontfill: .zero, backfill: .mean)
+        #expect(filled[0].values == [1, 2, 3, 4])
+        #expect(filled[1].values == [0, 10, 20, 15])
+        #expect(filled[1].start == filled[0].start)
+    }
+}
+
+@Suite struct AdmissibilityTests {
+    @Test func boundsOfTheAdmissibleRegion() {
+        let ann = ETSSpec(error: .additive, trend: .none, season: .none)
+        // ETS(A,N,N) is admissible for 0 < α < 2.
+        #expect(ETS.admissible(spec: ann, period: 1, alpha: 0.5, beta: 0, gamma: 0, phi: 1))
+        #expect(ETS.admissible(spec: ann, period: 1, alpha: 1.9, beta: 0, gamma: 0, phi: 1))
+        #expect(!ETS.admissible(spec: ann, period: 1, alpha: 2.1, beta: 0, gamma: 0, phi: 1))
+        // ETS(A,A,N): 0 < α < 2 and 0 < β < 4 − 2α.
+        let aan = ETSSpec(error: .additive, trend: .additive, season: .none)
+        #expect(ETS.admissible(spec: aan, period: 1, alpha: 1.5, beta: 0.9, gamma: 0, phi: 1))
+        #expect(!ETS.admissible(spec: aan, period: 1, alpha: 1.5, beta: 1.1, gamma: 0, phi: 1))
+        // Usual seasonal parameters are admissible; a season smoothing past 1 − α + … is not.
+        let ana = ETSSpec(error: .additive, trend: .none, season: .additive)
+        #expect(ETS.admissible(spec: ana, period: 4, alpha: 0.3, beta: 0, gamma: 0.2, phi: 1))
+        #expect(!ETS.admissible(spec: ana, period: 4, alpha: 0.3, beta: 0, gamma: 2.5, phi: 1))
+    }
+}
