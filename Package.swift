@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CAlmanacShims", dependencies: ["CRdKafka"]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         // The small core: events, patterns, schemas, manifests. No I/O.
         .target(name: "AlmanacCore", dependencies: [
@@ -50,8 +51,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
+        // The forecasting pipeline's domain: datasets, ingest, predictors, forecasts, webhooks.
+        .target(name: "AlmanacPipeline", dependencies: ["AlmanacRuntime", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast", "CZlib"]),
+        .executableTarget(name: "fn-ingest", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/ingest",
+                          exclude: ["function.yaml"]),
         .executableTarget(name: "almanac", dependencies: [
-            "AlmanacRuntime", "AlmanacHTTP", "AlmanacKafka", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast",
+            "AlmanacPipeline", "AlmanacRuntime", "AlmanacHTTP", "AlmanacKafka", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -65,7 +70,7 @@ let package = Package(
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "AlmanacRuntimeTests", dependencies: [
-            "AlmanacRuntime", "almanac-testfn", "almanac",
+            "AlmanacRuntime", "AlmanacPipeline", "almanac-testfn", "almanac", "fn-ingest",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),

@@ -129,14 +129,17 @@ final class TestDeployment: @unchecked Sendable {
     /// Sets up everything but the control plane.
     /// - Parameter schemas: event type → JSON Schema text, written to the deployment's events/.
     /// - Parameter databaseURL: reuse another deployment's database (a restart with a new broker).
-    init(functions: [TestFunction], schemas: [String: String] = [:], partitions: Int = 2, databaseURL: String? = nil) async throws {
+    /// - Parameter pipeline: names of the repository's own functions (`functions/<name>`) to deploy
+    ///   too, with every schema of the repository's `events/`.
+    init(functions: [TestFunction], pipeline: [String] = [], schemas: [String: String] = [:], partitions: Int = 2,
+         databaseURL: String? = nil) async throws {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         self.logger = logger
         if let databaseURL { self.databaseURL = databaseURL } else { self.databaseURL = try await TestPostgres.shared.freshDatabase() }
         db = try await PostgresConnection.connect(url: self.databaseURL)
         cluster = try KafkaMockCluster(brokers: 1)
-        for t in [Outbox.busTopic, DeadLetter.topic] + functions.map({ FunctionManifest.inputTopic(for: $0.name) }) {
+        for t in [Outbox.busTopic, DeadLetter.topic] + (functions.map(\.name) + pipeline).map({ FunctionManifest.inputTopic(for: $0) }) {
             try cluster.createTopic(t, partitions: partitions)
         }
         producer = try KafkaProducer(configuration: cluster.configuration)
@@ -151,11 +154,24 @@ final class TestDeployment: @unchecked Sendable {
             try f.yaml.write(toFile: "\(dir)/function.yaml", atomically: true, encoding: .utf8)
             for (name, text) in f.files { try text.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8) }
         }
+        for name in pipeline {
+            try fm.createDirectory(atPath: "\(directory)/functions/\(name)", withIntermediateDirectories: true)
+            try fm.copyItem(atPath: "\(TestPaths.root)/functions/\(name)/function.yaml", toPath: "\(directory)/functions/\(name)/function.yaml")
+        }
+        if !pipeline.isEmpty {
+            for file in try fm.contentsOfDirectory(atPath: "\(TestPaths.root)/events") where file.hasSuffix(".schema.json") {
+                try fm.copyItem(atPath: "\(TestPaths.root)/events/\(file)", toPath: "\(directory)/events/\(file)")
+            }
+        }
+        try fm.createDirectory(atPath: "\(directory)/drop", withIntermediateDirectories: true)
         for (type, schema) in schemas {
             try schema.write(toFile: "\(directory)/events/\(type).schema.json", atomically: true, encoding: .utf8)
         }
         manifests = try FunctionManifest.loadAll(from: "\(directory)/functions")
     }
+
+    /// The deployment's drop folder (ingest reads data files from it).
+    var dropDirectory: String { "\(directory)/drop" }
 
     var paths: AlmanacPaths {
         AlmanacPaths(root: directory, binaries: TestPaths.binaries)
@@ -164,7 +180,8 @@ final class TestDeployment: @unchecked Sendable {
     var configuration: ControlPlane.Configuration {
         ControlPlane.Configuration(kafka: cluster.configuration, databaseURL: databaseURL, paths: paths,
                                    functionsDirectory: "\(directory)/functions", logDirectory: "\(directory)/logs",
-                                   httpPort: 0, gpus: gpus, instanceEnvironment: ["ALMANAC_EVENTS_DIR": "\(directory)/events"])
+                                   httpPort: 0, gpus: gpus,
+                                   instanceEnvironment: ["ALMANAC_EVENTS_DIR": "\(directory)/events", "ALMANAC_DROP_DIR": dropDirectory])
     }
 
     var gpus = GPUInventory(slots: [])

@@ -14,6 +14,8 @@ public struct AlmanacPaths: Sendable {
     public var events: String { "\(root)/events" }
     /// The migrations' folder.
     public var migrations: String { "\(root)/infra/migrations" }
+    /// The drop folder: a file at `drop/<dataset>/<file>` is a data arrival for that dataset.
+    public var drop: String { "\(root)/.almanac/drop" }
 
     /// Makes paths.
     public init(root: String, binaries: String) {

@@ -1,0 +1,90 @@
+import AlmanacPostgres
+import Foundation
+
+/// A dataset: a tenant's named collection of target series, and how it is forecast.
+public struct Dataset: Sendable, Equatable {
+    /// The owning tenant.
+    public var tenant: String
+    /// The dataset's name (letters, digits, `-`, `_`, `.`).
+    public var name: String
+    /// Steps to forecast.
+    public var horizon: Int
+    /// The grid (`hourly`, `daily`, …); nil: inferred from the timestamps.
+    public var frequency: String?
+    /// Quantile levels of its forecasts.
+    public var quantiles: [Double]
+    /// An absolute WAPE bound that triggers a retrain, when set.
+    public var retrainWAPE: Double?
+    /// Otherwise: retrain when WAPE exceeds this × the predictor's backtest WAPE.
+    public var retrainFactor: Double
+    /// The share of bad rows above which a file is rejected whole.
+    public var maxErrorRate: Double
+
+    /// Makes a dataset description.
+    public init(tenant: String, name: String, horizon: Int, frequency: String? = nil, quantiles: [Double] = [0.1, 0.5, 0.9],
+                retrainWAPE: Double? = nil, retrainFactor: Double = 1.5, maxErrorRate: Double = 0.1) {
+        self.tenant = tenant
+        self.name = name
+        self.horizon = horizon
+        self.frequency = frequency
+        self.quantiles = quantiles
+        self.retrainWAPE = retrainWAPE
+        self.retrainFactor = retrainFactor
+        self.maxErrorRate = maxErrorRate
+    }
+
+    /// Whether `name` is a valid dataset name: 1–100 of letters, digits, `-`, `_`, `.`, not starting with `.`.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 100 && !name.hasPrefix(".")
+            && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.".unicodeScalars.contains($0) }
+    }
+}
+
+/// Reads and writes `datasets`.
+public enum DatasetStore {
+    /// Creates a dataset.
+    /// - Throws: `PipelineError` when the name is invalid, the horizon not positive, or the dataset exists.
+    public static func create(_ d: Dataset, in db: PostgresConnection) async throws {
+        guard Dataset.isValidName(d.name) else {
+            throw PipelineError("dataset name \"\(d.name)\" is invalid: use 1–100 letters, digits, '-', '_' or '.'")
+        }
+        guard d.horizon > 0 else { throw PipelineError("--horizon must be ≥ 1, got \(d.horizon)") }
+        guard !d.quantiles.isEmpty, d.quantiles.allSatisfy({ $0 > 0 && $0 < 1 }) else {
+            throw PipelineError("quantiles must be between 0 and 1, got \(d.quantiles)")
+        }
+        let inserted = try await db.execute("""
+            INSERT INTO datasets (tenant, name, horizon, frequency, quantiles, retrain_wape, retrain_factor, max_error_rate)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING
+            """, [d.tenant, d.name, d.horizon, d.frequency, d.quantiles.sorted(), d.retrainWAPE, d.retrainFactor, d.maxErrorRate])
+        guard inserted == 1 else { throw PipelineError("dataset \"\(d.name)\" already exists for tenant \(d.tenant)") }
+    }
+
+    /// The dataset, or nil.
+    public static func find(tenant: String, name: String, in db: PostgresConnection) async throws -> Dataset? {
+        try await list(tenant: tenant, name: name, in: db).first
+    }
+
+    /// The tenant's datasets by name (one when `name` is given).
+    public static func list(tenant: String, name: String? = nil, in db: PostgresConnection) async throws -> [Dataset] {
+        let rows = try await db.query("""
+            SELECT name, horizon, frequency, array_to_string(quantiles, ',') AS quantiles, retrain_wape, retrain_factor, max_error_rate FROM datasets
+            WHERE tenant = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name
+            """, [tenant, name])
+        return try rows.map { r in
+            Dataset(tenant: tenant, name: try r.decode("name"), horizon: try r.decode("horizon"), frequency: try r.decodeIfPresent("frequency"),
+                    quantiles: (r.text("quantiles") ?? "").split(separator: ",").compactMap { Double($0) },
+                    retrainWAPE: try r.decodeIfPresent("retrain_wape"), retrainFactor: try r.decode("retrain_factor"),
+                    maxErrorRate: try r.decode("max_error_rate"))
+        }
+    }
+}
+
+/// A pipeline error a user can act on: what was wrong and what to do.
+public struct PipelineError: Error, CustomStringConvertible, Sendable {
+    /// The message.
+    public var message: String
+    /// Makes an error.
+    public init(_ message: String) { self.message = message }
+    /// The message.
+    public var description: String { message }
+}

@@ -1,0 +1,366 @@
+import AlmanacCore
+import AlmanacPostgres
+import Foundation
+
+/// The folder data files must come from: `file://` paths in data-arrival events are resolved
+/// (symlinks included) and refused unless they lie inside it.
+public struct DropFolder: Sendable {
+    /// The folder, resolved.
+    public let root: URL
+
+    /// Makes a drop folder (created when missing).
+    public init(path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        root = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL
+    }
+
+    /// The file a `file://` URL or a path relative to the folder names.
+    /// - Throws: `PipelineError` when it lies outside the folder, is not a regular file, or is missing.
+    public func resolve(_ location: String) throws -> URL {
+        var path = location
+        if path.hasPrefix("file://") {
+            guard let url = URL(string: path), url.isFileURL else { throw PipelineError("\"\(location)\" is not a valid file:// URL") }
+            path = url.path
+        } else if path.contains("://") {
+            throw PipelineError("\"\(location)\" uses an unsupported scheme; give a file:// URL inside the drop folder")
+        }
+        let candidate = path.hasPrefix("/") ? URL(fileURLWithPath: path) : root.appendingPathComponent(path)
+        let resolved = candidate.resolvingSymlinksInPath().standardizedFileURL
+        guard resolved.path.hasPrefix(root.path + "/") else {
+            throw PipelineError("\(location) is outside the drop folder \(root.path); only files inside it are ingested")
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resolved.path, isDirectory: &isDirectory) else {
+            throw PipelineError("\(location) does not exist")
+        }
+        guard !isDirectory.boolValue else { throw PipelineError("\(location) is a folder, not a file") }
+        return resolved
+    }
+}
+
+/// What an ingest found: counts, the first problems by line, and the verdict.
+public struct IngestReport: Sendable, Equatable {
+    /// One rejected row.
+    public struct Problem: Sendable, Equatable {
+        /// The line in the file (the header is line 1).
+        public var line: Int
+        /// The row's item, when it has one.
+        public var item: String?
+        /// What is wrong with it.
+        public var reason: String
+    }
+
+    /// Data rows read.
+    public var rowsRead = 0
+    /// Rows rejected.
+    public var rowsRejected = 0
+    /// Accepted rows that add or change an observation.
+    public var rowsChanged = 0
+    /// Items among the accepted rows.
+    public var items = 0
+    /// The first 100 problems, by line.
+    public var problems: [Problem] = []
+    /// Why the whole file was rejected; nil when it was accepted.
+    public var rejection: String?
+    /// The earliest and latest accepted timestamps.
+    public var firstTimestamp: Date?, lastTimestamp: Date?
+
+    /// The report as JSON (for events and `ingest_reports`), with at most `problemLimit` problems.
+    public func json(problemLimit: Int = 100) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "rows_read": .number(Double(rowsRead)), "rows_rejected": .number(Double(rowsRejected)),
+            "rows_changed": .number(Double(rowsChanged)), "items": .number(Double(items)),
+            "problems": .array(problems.prefix(problemLimit).map { p in
+                var e: [String: JSONValue] = ["line": .number(Double(p.line)), "reason": .string(p.reason)]
+                if let item = p.item { e["item_id"] = .string(item) }
+                return .object(e)
+            }),
+        ]
+        if let rejection { o["reason"] = .string(rejection) }
+        if let f = firstTimestamp { o["first_timestamp"] = .string(RFC3339.format(f)) }
+        if let l = lastTimestamp { o["last_timestamp"] = .string(RFC3339.format(l)) }
+        return .object(o)
+    }
+}
+
+/// Loads one data file into a dataset: streamed with COPY into a scratch table, checked in
+/// the database, and promoted to a new dataset version in one transaction.
+///
+/// The scratch table (`ingest_staging_<id>`, unlogged) is invisible to readers of the
+/// dataset; `stage` fills and checks it, `promote` moves the good rows into `observations`
+/// with the version row and the report, and drops it. Run `promote` inside the function's
+/// commit transaction and a version appears exactly once, whole or not at all.
+public struct Ingest: Sendable {
+    /// The dataset.
+    public let dataset: Dataset
+    /// The data-arrival event id: the ingest's identity.
+    public let id: String
+    /// Where the data came from (for reports).
+    public let source: String
+    /// The file's columns beyond the three required ones.
+    public private(set) var relatedColumns: [String] = []
+
+    /// The required columns of the Amazon Forecast target time series schema.
+    public static let requiredColumns = ["item_id", "timestamp", "target_value"]
+
+    /// Makes an ingest.
+    public init(dataset: Dataset, id: String, source: String) {
+        self.dataset = dataset
+        self.id = id
+        self.source = source
+    }
+
+    /// The scratch table's name: fixed letters and a hash of the ingest id, so it is a safe identifier.
+    var stagingTable: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return "ingest_staging_" + String(h, radix: 16)
+    }
+
+    /// Copies the file into the scratch table and checks every row.
+    /// - Returns: the report; `rejection` is set when the file must be refused whole.
+    public mutating func stage(file: URL, db: PostgresConnection) async throws -> IngestReport {
+        var report = IngestReport()
+        let reader: DataFileReader
+        do { reader = try DataFileReader(url: file) } catch let e as PipelineError {
+            report.rejection = e.message
+            return report
+        }
+        let columns: [String]
+        do { columns = try Self.columns(header: reader.headerLine) } catch let e as PipelineError {
+            report.rejection = e.message
+            return report
+        }
+        relatedColumns = columns.filter { !Self.requiredColumns.contains($0) }
+        let table = stagingTable
+        // Identifiers below are the fixed table name and column names checked by `columns(header:)`.
+        let definitions = columns.map { "\"\($0)\" text" }.joined(separator: ", ")
+        try await db.runScript("""
+            DROP TABLE IF EXISTS \(table);
+            CREATE UNLOGGED TABLE \(table) (line bigint GENERATED ALWAYS AS IDENTITY, \(definitions),
+                ts timestamptz, v float8, reason text);
+            """)
+        do {
+            let list = columns.map { "\"\($0)\"" }.joined(separator: ", ")
+            try await db.copyIn("COPY \(table) (\(list)) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") { writer in
+                try await reader.stream { try await writer.write($0) }
+            }
+        } catch let e as PostgresError {
+            report.rejection = "the file is not valid CSV for its header: \(e.message)"
+            return report
+        } catch let e as PipelineError {
+            report.rejection = e.message
+            return report
+        }
+        try await check(db: db)
+        try await summarize(into: &report, db: db)
+        return report
+    }
+
+    /// Marks each bad row with its reason, in the database.
+    func check(db: PostgresConnection) async throws {
+        let t = stagingTable
+        let timestampPattern = #"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"#
+        let numberPattern = #"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"#
+        _ = try await db.execute("""
+            UPDATE \(t) SET ts = almanac_try_timestamptz(btrim("timestamp")), v = almanac_try_float8(target_value),
+            reason = CASE
+                WHEN item_id IS NULL OR btrim(item_id) = '' THEN 'item_id is empty'
+                WHEN length(item_id) > 200 THEN 'item_id is longer than 200 characters'
+                WHEN "timestamp" IS NULL OR btrim("timestamp") = '' THEN 'timestamp is empty'
+                WHEN btrim("timestamp") !~ $1 OR almanac_try_timestamptz(btrim("timestamp")) IS NULL
+                    THEN 'timestamp "' || left("timestamp", 40) || '" is not YYYY-MM-DD[ HH:MM:SS] or ISO 8601'
+                WHEN target_value IS NULL OR btrim(target_value) = '' THEN 'target_value is empty'
+                WHEN lower(btrim(target_value)) IN ('nan', 'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity')
+                    THEN 'target_value ' || btrim(target_value) || ' is not finite'
+                WHEN target_value !~ $2 THEN 'target_value "' || left(target_value, 40) || '" is not a number'
+                WHEN almanac_try_float8(target_value) IS NULL OR almanac_try_float8(target_value) IN ('Infinity', '-Infinity')
+                    THEN 'target_value ' || left(target_value, 40) || ' is out of range'
+            END
+            """, [timestampPattern, numberPattern])
+        _ = try await db.execute("""
+            UPDATE \(t) s SET reason = 'duplicate of line ' || (d.first + 1) || ' (same item_id and timestamp)'
+            FROM (SELECT line, min(line) OVER (PARTITION BY item_id, ts) AS first FROM \(t) WHERE reason IS NULL) d
+            WHERE s.line = d.line AND d.line <> d.first
+            """)
+    }
+
+    /// Counts, the first problems and the verdict.
+    func summarize(into report: inout IngestReport, db: PostgresConnection) async throws {
+        let t = stagingTable
+        let counts = try await db.query("""
+            SELECT count(*) AS total, count(reason) AS bad, count(DISTINCT item_id) FILTER (WHERE reason IS NULL) AS items,
+                   min(ts) FILTER (WHERE reason IS NULL) AS first, max(ts) FILTER (WHERE reason IS NULL) AS last
+            FROM \(t)
+            """)
+        report.rowsRead = try counts[0].decode("total")
+        report.rowsRejected = try counts[0].decode("bad")
+        report.items = try counts[0].decode("items")
+        report.firstTimestamp = try counts[0].decodeIfPresent("first")
+        report.lastTimestamp = try counts[0].decodeIfPresent("last")
+        let problems = try await db.query("SELECT line + 1 AS line, left(item_id, 200) AS item_id, reason FROM \(t) WHERE reason IS NOT NULL ORDER BY line LIMIT 100")
+        report.problems = try problems.map { IngestReport.Problem(line: try $0.decode("line"), item: $0.text("item_id"), reason: try $0.decode("reason")) }
+        let changed = try await db.query("""
+            SELECT count(*) AS n FROM \(t) s LEFT JOIN observations o
+              ON o.tenant = $1 AND o.dataset = $2 AND o.item_id = s.item_id AND o.ts = s.ts
+            WHERE s.reason IS NULL AND (o.value IS DISTINCT FROM s.v OR o.related IS DISTINCT FROM \(relatedExpression))
+            """, [dataset.tenant, dataset.name])
+        report.rowsChanged = try changed[0].decode("n")
+        if report.rowsRead == 0 {
+            report.rejection = "the file has a header but no data rows"
+        } else if report.rowsRejected == report.rowsRead {
+            report.rejection = "every row was rejected (first: line \(report.problems.first?.line ?? 0): \(report.problems.first?.reason ?? ""))"
+        } else if Double(report.rowsRejected) / Double(report.rowsRead) > dataset.maxErrorRate {
+            report.rejection = "\(report.rowsRejected) of \(report.rowsRead) rows were rejected, above the dataset's limit of "
+                + "\(Int(dataset.maxErrorRate * 100))%; fix the rows listed and send the file again"
+        }
+    }
+
+    /// The related columns as one JSON object per row (NULL when there are none).
+    var relatedExpression: String {
+        relatedColumns.isEmpty ? "NULL::jsonb"
+            : "jsonb_build_object(" + relatedColumns.map { "'\($0)', s.\"\($0)\"" }.joined(separator: ", ") + ")"
+    }
+
+    /// Makes the new version visible: the good rows into `observations`, the version row and the
+    /// report; a file that changes nothing records its report only. Drops the scratch table.
+    /// - Parameter version: the version number to create.
+    public func promote(report: IngestReport, version: Int, in tx: PostgresTransaction) async throws {
+        let t = stagingTable
+        if report.rejection == nil && report.rowsChanged > 0 {
+            try await tx.execute("""
+                INSERT INTO dataset_versions (tenant, dataset, version, ingest_id, source, rows_read, rows_rejected, rows_changed, items)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                """, [dataset.tenant, dataset.name, version, id, source, report.rowsRead, report.rowsRejected, report.rowsChanged, report.items])
+            try await tx.execute("""
+                INSERT INTO observations (tenant, dataset, item_id, ts, value, related, version)
+                SELECT $1, $2, s.item_id, s.ts, s.v, \(relatedExpression), $3 FROM \(t) s WHERE s.reason IS NULL
+                ON CONFLICT (tenant, dataset, item_id, ts) DO UPDATE SET value = EXCLUDED.value, related = EXCLUDED.related,
+                    version = EXCLUDED.version
+                WHERE observations.value IS DISTINCT FROM EXCLUDED.value OR observations.related IS DISTINCT FROM EXCLUDED.related
+                """, [dataset.tenant, dataset.name, version])
+        }
+        try await recordReport(report, in: tx)
+        try await tx.runScript("DROP TABLE IF EXISTS \(t)")
+    }
+
+    /// Stores the report (also for files refused before staging).
+    public func recordReport(_ report: IngestReport, in tx: PostgresTransaction) async throws {
+        try await tx.execute("""
+            INSERT INTO ingest_reports (tenant, ingest_id, dataset, source, accepted, report) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+            ON CONFLICT (tenant, ingest_id) DO NOTHING
+            """, [dataset.tenant, id, dataset.name, source, report.rejection == nil, report.json().serialized()])
+    }
+
+    /// Drops the scratch table (after a rejection).
+    public func discard(db: PostgresConnection) async throws {
+        try await db.runScript("DROP TABLE IF EXISTS \(stagingTable)")
+    }
+
+    /// Up to `limit` characters of text for a message, control characters shown as `?`.
+    static func printable(_ text: String, limit: Int = 120) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.prefix(limit).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : $0 }))
+    }
+
+    /// The file's column names from its header line.
+    /// - Throws: `PipelineError` for a missing required column, another delimiter, a
+    ///   duplicate or an unusable name.
+    static func columns(header: String) throws -> [String] {
+        let trimmed = header.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw PipelineError("the file is empty; expected a header item_id,timestamp,target_value") }
+        let names = trimmed.split(separator: ",", omittingEmptySubsequences: false).map {
+            $0.trimmingCharacters(in: CharacterSet(charactersIn: " \"")).lowercased()
+        }
+        if names.count == 1, let d = [";", "\t", "|"].first(where: { trimmed.contains($0) }) {
+            throw PipelineError("the header is separated by \(d == "\t" ? "tabs" : "\"\(d)\""), not commas; send comma-separated CSV")
+        }
+        for required in requiredColumns where !names.contains(required) {
+            throw PipelineError("the header must name item_id, timestamp and target_value; \(required) is missing in \"\(printable(trimmed))\"")
+        }
+        var seen = Set<String>()
+        for n in names {
+            guard n.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) != nil, !["line", "ts", "v", "reason"].contains(n) else {
+                throw PipelineError("column \"\(printable(n, limit: 70))\" is not usable: related columns need names of letters, digits and _ (not line, ts, v or reason)")
+            }
+            guard seen.insert(n).inserted else { throw PipelineError("column \(n) appears twice in the header") }
+        }
+        return names
+    }
+}
+
+/// Reads a data file in chunks, gunzipping it when it starts with the gzip magic bytes.
+struct DataFileReader: Sendable {
+    let url: URL
+    let gzip: Bool
+    /// The first line, decoded as UTF-8 (BOM removed).
+    let headerLine: String
+
+    init(url: URL) throws {
+        self.url = url
+        guard let handle = FileHandle(forReadingAtPath: url.path) else { throw PipelineError("cannot open \(url.lastPathComponent)") }
+        defer { try? handle.close() }
+        let head = (try? handle.read(upToCount: 2)) ?? Data()
+        gzip = head.count == 2 && head[head.startIndex] == 0x1f && head[head.startIndex + 1] == 0x8b
+        if url.pathExtension.lowercased() == "gz" && !gzip {
+            throw PipelineError("\(url.lastPathComponent) is named .gz but is not gzip (no 1f 8b header)")
+        }
+        var first = Data()
+        try Self.chunks(url: url, gzip: gzip) { chunk in
+            if let nl = chunk.firstIndex(of: 0x0a) {
+                first.append(chunk[chunk.startIndex..<nl])
+                return false
+            }
+            first.append(chunk)
+            if first.count > 1 << 20 { throw PipelineError("the first line is longer than 1 MiB; is this a CSV file?") }
+            return true
+        }
+        if first.starts(with: [0xef, 0xbb, 0xbf]) { first.removeFirst(3) }
+        guard let text = String(data: first, encoding: .utf8) else {
+            throw PipelineError("the header is not UTF-8 text; save the file as UTF-8 CSV")
+        }
+        headerLine = text
+    }
+
+    /// Passes the file's bytes (decompressed) to `body` in chunks of about 1 MiB.
+    func stream(_ body: (Data) async throws -> Void) async throws {
+        let source = try ChunkSource(url: url, gzip: gzip)
+        while let chunk = try source.next() { try await body(chunk) }
+    }
+
+    /// Reads chunks synchronously; `each` returns false to stop.
+    static func chunks(url: URL, gzip: Bool, _ each: (Data) throws -> Bool) throws {
+        let source = try ChunkSource(url: url, gzip: gzip)
+        while let chunk = try source.next() {
+            if try !each(chunk) { return }
+        }
+    }
+}
+
+/// A file's bytes in chunks of about 1 MiB, inflated when gzip.
+final class ChunkSource {
+    private let handle: FileHandle
+    private var inflater: GzipInflater?
+    private let name: String
+
+    init(url: URL, gzip: Bool) throws {
+        guard let handle = FileHandle(forReadingAtPath: url.path) else { throw PipelineError("cannot open \(url.lastPathComponent)") }
+        self.handle = handle
+        name = url.lastPathComponent
+        inflater = gzip ? try GzipInflater() : nil
+    }
+
+    deinit { try? handle.close() }
+
+    /// The next non-empty chunk; nil at the end.
+    func next() throws -> Data? {
+        while true {
+            let raw = try handle.read(upToCount: 1 << 20) ?? Data()
+            if raw.isEmpty {
+                if let inflater, !inflater.finished { throw PipelineError("the gzip data in \(name) ends early; the file is truncated") }
+                return nil
+            }
+            let chunk = try inflater?.inflate(raw) ?? raw
+            if !chunk.isEmpty { return chunk }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import AlmanacCore
+import AlmanacPostgres
+import AlmanacRuntime
+import Foundation
+
+/// The ingest function: on `almanac.data.arrived`, loads the named file into the dataset and
+/// emits `almanac.dataset.imported`, or `almanac.dataset.rejected` with the report when the
+/// file is refused (the dataset then stays as it was).
+///
+/// Staging runs before the commit, in a scratch table keyed by the event id (a retry starts
+/// it again); the promotion to a new version is the function's effect, committed with the
+/// event's processed mark.
+public struct IngestFunction: FunctionHandler {
+    /// Where files may come from.
+    public let drop: DropFolder
+
+    /// Makes the handler.
+    public init(drop: DropFolder) { self.drop = drop }
+
+    /// Ingests one data arrival.
+    public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
+        let name = event.jsonData?["dataset"]?.stringValue ?? ""
+        let location = event.jsonData?["url"]?.stringValue ?? ""
+        let db = context.database
+        guard let dataset = try await DatasetStore.find(tenant: event.tenant, name: name, in: db) else {
+            var report = IngestReport()
+            report.rejection = "dataset \(name) does not exist for tenant \(event.tenant); create it with `almanac datasets create \(name) --horizon H`"
+            return reject(Ingest(dataset: Dataset(tenant: event.tenant, name: name, horizon: 1), id: event.id, source: location), report, context)
+        }
+        var ingest = Ingest(dataset: dataset, id: event.id, source: location)
+        let file: URL
+        do { file = try drop.resolve(location) } catch let e as PipelineError {
+            var report = IngestReport()
+            report.rejection = e.message
+            return reject(ingest, report, context)
+        }
+        let report = try await ingest.stage(file: file, db: db)
+        guard report.rejection == nil else {
+            try await ingest.discard(db: db)
+            return reject(ingest, report, context)
+        }
+        let current = try await db.query("SELECT coalesce(max(version), 0) AS v FROM dataset_versions WHERE tenant = $1 AND dataset = $2",
+                                          [dataset.tenant, dataset.name])
+        let version = try current[0].decode("v", as: Int.self) + (report.rowsChanged > 0 ? 1 : 0)
+        let staged = ingest
+        context.write { tx in try await staged.promote(report: report, version: version, in: tx) }
+        var data = report.json(problemLimit: 20).objectValue ?? [:]
+        data["dataset"] = .string(dataset.name)
+        data["version"] = .number(Double(version))
+        data["source"] = .string(location)
+        context.emit(type: "almanac.dataset.imported", subject: dataset.name, json: .object(data))
+        context.logger.info("dataset imported", metadata: [
+            "dataset": "\(dataset.name)", "version": "\(version)", "rows": "\(report.rowsRead)",
+            "rejected": "\(report.rowsRejected)", "changed": "\(report.rowsChanged)",
+        ])
+    }
+
+    /// Records the report and emits `almanac.dataset.rejected`; nothing else changes.
+    func reject(_ ingest: Ingest, _ report: IngestReport, _ context: FunctionContext) {
+        context.write { tx in try await ingest.recordReport(report, in: tx) }
+        var data = report.json(problemLimit: 20).objectValue ?? [:]
+        data["dataset"] = .string(ingest.dataset.name)
+        data["source"] = .string(ingest.source)
+        data.removeValue(forKey: "rows_changed")
+        data.removeValue(forKey: "items")
+        context.emit(type: "almanac.dataset.rejected", subject: ingest.dataset.name, json: .object(data))
+        context.logger.warning("data file rejected", metadata: ["dataset": "\(ingest.dataset.name)", "reason": "\(report.rejection ?? "")"])
+    }
+}

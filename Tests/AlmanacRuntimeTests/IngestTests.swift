@@ -1,0 +1,167 @@
+import AlmanacCore
+import AlmanacPipeline
+import AlmanacPostgres
+@testable import AlmanacRuntime
+import Foundation
+import Testing
+
+/// The ingest function end to end: real Postgres, the mock cluster, the `fn-ingest` process.
+@Suite(.serialized) struct IngestTests {
+    /// Publishes a data arrival for `file` (a name in the drop folder, or any URL text) and
+    /// waits for its ingest report.
+    func arrive(_ d: TestDeployment, dataset: String = "sales", url: String) async throws -> (accepted: Bool, report: JSONValue) {
+        var e = CloudEvent(id: UUID().uuidString.lowercased(), source: "test", type: "almanac.data.arrived", subject: dataset,
+                           json: ["dataset": .string(dataset), "url": .string(url)])
+        e.tenant = "default"
+        try await d.publish(e)
+        let settled = "SELECT (SELECT count(*) FROM ingest_reports WHERE ingest_id = $1) + (SELECT count(*) FROM dead_letters WHERE event_id = $1) AS n"
+        _ = try await d.waitForCount(settled, [e.id], atLeast: 1)
+        let dead = try await d.db.query("SELECT error FROM dead_letters WHERE event_id = $1", [e.id])
+        #expect(dead.isEmpty, "\(url) was dead-lettered: \(dead.first?.text("error") ?? "")")
+        let rows = try await d.db.query("SELECT accepted, report::text AS report FROM ingest_reports WHERE ingest_id = $1", [e.id])
+        let row = try #require(rows.first, "no ingest report for \(url)")
+        return (row.text("accepted") == "t", try JSONValue(parsing: Data((row.text("report") ?? "{}").utf8)))
+    }
+
+    func write(_ d: TestDeployment, _ name: String, _ text: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: "\(d.dropDirectory)/sales", withIntermediateDirectories: true)
+        let path = "\(d.dropDirectory)/sales/\(name)"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return "file://" + path
+    }
+
+    func rows(items: [String], days: Range<Int>, value: (String, Int) -> Double) -> String {
+        var out = ""
+        for item in items {
+            for day in days {
+                out += "\(item),2026-01-\(String(format: "%02d", day + 1)),\(value(item, day)),\(day % 3)\n"
+            }
+        }
+        return out
+    }
+
+    @Test func filesBecomeVersionsOnceAndBadRowsAreReportedByLine() async throws {
+        let d = try await TestDeployment(functions: [], pipeline: ["ingest"])
+        try await DatasetStore.create(Dataset(tenant: "default", name: "sales", horizon: 3), in: d.db)
+        try await d.startControlPlane()
+
+        // 3 items × 10 days and one bad row (line 32): accepted, the bad row reported.
+        let body = "item_id,timestamp,target_value,price\n" + rows(items: ["A", "B", "C"], days: 0..<10) { _, day in Double(day) }
+        let first = try write(d, "jan.csv", body + "C,2026-01-11,n/a,1\n")
+        let r1 = try await arrive(d, url: first)
+        #expect(r1.accepted)
+        #expect(r1.report["rows_read"]?.intValue == 31 && r1.report["rows_rejected"]?.intValue == 1)
+        #expect(r1.report["problems"]?.arrayValue?.first?["line"]?.intValue == 32)
+        #expect(r1.report["problems"]?.arrayValue?.first?["reason"]?.stringValue?.contains("\"n/a\" is not a number") == true)
+        #expect(try await d.count("SELECT count(*) AS n FROM observations WHERE dataset = 'sales'") == 30)
+        #expect(try await d.count("SELECT count(*) AS n FROM observations WHERE related->>'price' = '2'") == 9)
+        #expect(try await d.count("SELECT max(version) AS n FROM dataset_versions") == 1)
+
+        // The same file again: nothing duplicated, no new version.
+        let again = try await arrive(d, url: first)
+        #expect(again.accepted && again.report["rows_changed"]?.intValue == 0)
+        #expect(try await d.count("SELECT count(*) AS n FROM observations") == 30)
+        #expect(try await d.count("SELECT count(*) AS n FROM dataset_versions") == 1)
+
+        // Later data, gzip-compressed, with one revised value: a second version.
+        let later = try write(d, "feb.csv", "item_id,timestamp,target_value,price\nA,2026-01-01,99,0\n"
+                              + rows(items: ["A", "B", "C"], days: 10..<14) { _, day in Double(day) })
+        _ = try Subprocess.run("/bin/gzip", ["-f", String(later.dropFirst("file://".count))])
+        let r3 = try await arrive(d, url: later + ".gz")
+        #expect(r3.accepted, "\(r3.report)")
+        #expect(r3.report["rows_changed"]?.intValue == 13)
+        #expect(try await d.count("SELECT count(*) AS n FROM observations") == 42)
+        #expect(try await d.count("SELECT count(*) AS n FROM observations WHERE item_id = 'A' AND ts = '2026-01-01' AND value = 99 AND version = 2") == 1)
+
+        // Each accepted file emitted almanac.dataset.imported with the counts, in order.
+        let imported = try await EventArchive.select(in: d.db, since: nil, until: nil, type: "almanac.dataset.imported", subject: "sales", causation: nil)
+        #expect(imported.map { $0.jsonData?["version"]?.intValue } == [1, 1, 2])
+        await d.shutdown()
+    }
+
+    /// Bad files: each is refused whole with a reason that says what is wrong, and the
+    /// dataset keeps exactly what it had.
+    static let badFiles: [(name: String, body: [UInt8], reason: String)] = {
+        let header = "item_id,timestamp,target_value\n"
+        func text(_ s: String) -> [UInt8] { Array(s.utf8) }
+        return [
+            ("no-header.csv", text("A,2026-01-01,1\nA,2026-01-02,2\n"), "the header must name"),
+            ("wrong-names.csv", text("item,date,value\nA,2026-01-01,1\n"), "item_id is missing"),
+            ("semicolons.csv", text("item_id;timestamp;target_value\nA;2026-01-01;1\n"), "separated by \";\""),
+            ("tabs.csv", text("item_id\ttimestamp\ttarget_value\nA\t2026-01-01\t1\n"), "separated by tabs"),
+            ("empty.csv", [], "the file is empty"),
+            ("header-only.csv", text(header), "no data rows"),
+            ("blank-lines.csv", text("\n\n\n"), "the file is empty"),
+            ("all-text.csv", text(header + "A,2026-01-01,abc\nA,2026-01-02,def\n"), "every row was rejected"),
+            ("nan.csv", text(header + "A,2026-01-01,NaN\nA,2026-01-02,nan\n"), "is not finite"),
+            ("inf.csv", text(header + "A,2026-01-01,Infinity\nA,2026-01-02,-inf\n"), "is not finite"),
+            ("overflow.csv", text(header + "A,2026-01-01,1e999\n"), "out of range"),
+            ("us-dates.csv", text(header + "A,01/02/2026,1\nA,01/03/2026,2\n"), "is not YYYY-MM-DD"),
+            ("mixed-dates.csv", text(header + "A,2026-01-01,1\nA,02/01/2026,2\nA,Jan 3 2026,3\n"), "above the dataset's limit"),
+            ("bad-day.csv", text(header + "A,2026-02-30,1\n"), "is not YYYY-MM-DD"),
+            ("empty-item.csv", text(header + ",2026-01-01,1\n ,2026-01-02,2\n"), "item_id is empty"),
+            ("empty-value.csv", text(header + "A,2026-01-01,\n"), "target_value is empty"),
+            ("empty-timestamp.csv", text(header + "A,,1\n"), "timestamp is empty"),
+            ("duplicates.csv", text(header + "A,2026-01-01,1\nA,2026-01-01,1\nA,2026-01-02,1\nA,2026-01-02,2\n"), "above the dataset's limit"),
+            ("too-many-fields.csv", text(header + "A,2026-01-01,1,extra\n"), "not valid CSV"),
+            ("too-few-fields.csv", text(header + "A,2026-01-01\n"), "not valid CSV"),
+            ("open-quote.csv", text(header + "\"A,2026-01-01,1\n"), "not valid CSV"),
+            ("latin1.csv", text(header) + [0x41, 0xe9, 0x2c] + text("2026-01-01,1\n"), "not valid CSV"),
+            ("latin1-header.csv", [0x69, 0x74, 0xe9, 0x6d] + text(",timestamp,target_value\n"), "not UTF-8"),
+            ("utf16.csv", [0xff, 0xfe] + Array(header.utf16.flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] }), "not UTF-8"),
+            ("huge-item.csv", text(header + String(repeating: "x", count: 300) + ",2026-01-01,1\n"), "longer than 200"),
+            ("huge-header.csv", text(String(repeating: "a", count: 2 << 20)), "longer than 1 MiB"),
+            ("not-gzip.csv.gz", text(header + "A,2026-01-01,1\n"), "not gzip"),
+            ("truncated.csv.gz", [0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x4b, 0x4c], "gzip"),
+            ("bad-column.csv", text("item_id,timestamp,target_value,unit price\nA,2026-01-01,1,2\n"), "is not usable"),
+            ("dup-column.csv", text("item_id,timestamp,target_value,item_id\nA,2026-01-01,1,A\n"), "appears twice"),
+            ("binary.csv", [0x00, 0x01, 0x02, 0x03, 0x0a, 0xff, 0xfe], "the header must name"),
+        ]
+    }()
+
+    @Test func badFilesAreRejectedWholeWithAReasonAndChangeNothing() async throws {
+        let d = try await TestDeployment(functions: [], pipeline: ["ingest"])
+        try await DatasetStore.create(Dataset(tenant: "default", name: "sales", horizon: 3), in: d.db)
+        try await d.startControlPlane()
+        let good = try write(d, "good.csv", "item_id,timestamp,target_value\nA,2026-01-01,5\nA,2026-01-02,6\n")
+        #expect(try await arrive(d, url: good).accepted)
+        let before = try await d.db.query("SELECT item_id, ts, value FROM observations ORDER BY 1, 2").map { "\($0.text("item_id")!)|\($0.text("ts")!)|\($0.text("value")!)" }
+
+        var cases = Self.badFiles.map { file -> (String, String) in
+            let path = "\(d.dropDirectory)/sales/\(file.name)"
+            FileManager.default.createFile(atPath: path, contents: Data(file.body))
+            return ("file://" + path, file.reason)
+        }
+        // Locations that are not files in the drop folder.
+        let outside = FileManager.default.temporaryDirectory.appendingPathComponent("outside-\(UUID().uuidString).csv").path
+        try "item_id,timestamp,target_value\nA,2026-01-01,1\n".write(toFile: outside, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: "\(d.dropDirectory)/sales/link.csv", withDestinationPath: outside)
+        cases += [
+            ("file://\(d.dropDirectory)/sales/../../../../../../etc/passwd", "outside the drop folder"),
+            ("file://" + outside, "outside the drop folder"),
+            ("file://\(d.dropDirectory)/sales/link.csv", "outside the drop folder"),
+            ("../../etc/hostname", "outside the drop folder"),
+            ("file://\(d.dropDirectory)/sales/missing.csv", "does not exist"),
+            ("file://\(d.dropDirectory)/sales", "is a folder"),
+            ("ftp://example.com/data.csv", "unsupported scheme"),
+        ]
+        #expect(cases.count >= 30)
+        for (url, reason) in cases {
+            let r = try await arrive(d, url: url)
+            #expect(!r.accepted, "\(url) was accepted")
+            let said = r.report["reason"]?.stringValue ?? ""
+            #expect(said.contains(reason), "\(url): reason \"\(said)\" does not say \"\(reason)\"")
+        }
+        let missing = try await arrive(d, dataset: "nosuch", url: good)
+        #expect(!missing.accepted && missing.report["reason"]?.stringValue?.contains("almanac datasets create nosuch") == true)
+
+        let after = try await d.db.query("SELECT item_id, ts, value FROM observations ORDER BY 1, 2").map { "\($0.text("item_id")!)|\($0.text("ts")!)|\($0.text("value")!)" }
+        #expect(after == before, "a rejected file changed the data")
+        #expect(try await d.count("SELECT count(*) AS n FROM dataset_versions") == 1)
+        #expect(try await d.count("SELECT count(*) AS n FROM pg_tables WHERE tablename LIKE 'ingest_staging_%'") == 0, "scratch tables left behind")
+        // Every rejection was announced.
+        let rejected = try await EventArchive.select(in: d.db, since: nil, until: nil, type: "almanac.dataset.rejected", subject: nil, causation: nil)
+        #expect(rejected.count == cases.count + 1)
+        await d.shutdown()
+    }
+}
