@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: deps build run test unit bench-router bench-m4 clean
+.PHONY: deps build run run-chain test unit bench-router bench-m4 clean
 
 deps:
 	@infra/local/install-deps.sh
@@ -11,9 +11,15 @@ build: deps
 	$(SWIFT) build
 
 # The main job on the embedded default: Postgres, the Kafka mock cluster, the router,
-# the launcher and the ingress, then a sample event through a chain of functions.
+# the launcher and the ingress with the forecasting pipeline's functions; a sample of M4
+# Hourly goes through ingest, train, forecast, export and a signed webhook, then later
+# actuals through the monitor.
 run: build
 	infra/local/demo.sh
+
+# The runtime alone: a CloudEvent through a chain of two Python functions (examples/chain).
+run-chain: build
+	infra/local/chain-demo.sh
 
 # Every test: unit tests, and integration tests against a real Postgres (started by the
 # fixture) and librdkafka's mock cluster, with real function processes.

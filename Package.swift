@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // C libraries, each behind a module map and a thin shim.
@@ -52,8 +53,22 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         // The forecasting pipeline's domain: datasets, ingest, predictors, forecasts, webhooks.
-        .target(name: "AlmanacPipeline", dependencies: ["AlmanacRuntime", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast", "CZlib"]),
+        .target(name: "AlmanacPipeline", dependencies: [
+            "AlmanacRuntime", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast", "AlmanacHTTP", "CZlib",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .executableTarget(name: "fn-ingest", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/ingest",
+                          exclude: ["function.yaml"]),
+        .executableTarget(name: "fn-train", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/train",
+                          exclude: ["function.yaml"]),
+        .executableTarget(name: "fn-forecast", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/forecast",
+                          exclude: ["function.yaml"]),
+        .executableTarget(name: "fn-export", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/export",
+                          exclude: ["function.yaml"]),
+        .executableTarget(name: "fn-monitor", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/monitor",
+                          exclude: ["function.yaml"]),
+        .executableTarget(name: "fn-notify", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/notify",
                           exclude: ["function.yaml"]),
         .executableTarget(name: "almanac", dependencies: [
             "AlmanacPipeline", "AlmanacRuntime", "AlmanacHTTP", "AlmanacKafka", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast",
@@ -70,9 +85,10 @@ let package = Package(
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "AlmanacRuntimeTests", dependencies: [
-            "AlmanacRuntime", "AlmanacPipeline", "almanac-testfn", "almanac", "fn-ingest",
+            "AlmanacRuntime", "AlmanacPipeline", "almanac-testfn", "almanac", "fn-ingest", "fn-train", "fn-forecast", "fn-export", "fn-monitor", "fn-notify",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
     ]
 )

@@ -112,15 +112,22 @@ public struct AutoMLModel: ForecastModel {
 
     /// Chooses by backtest and forecasts with the choice.
     public func forecast(_ history: [Double], horizon: Int, seasons: [Int], levels: [Double]) -> Forecast {
+        choose(history, horizon: horizon, seasons: seasons, levels: levels).forecast
+    }
+
+    /// Backtests every option on the series, picks the best, and forecasts with it.
+    /// - Parameter scoreLevels: the levels the chosen option's backtest is scored at (default: `levels`).
+    /// - Returns: the choice, its backtest, and the forecast from the whole series.
+    public func choose(_ history: [Double], horizon: Int, seasons: [Int], levels: [Double]) -> AutoMLChoice {
         let intermittent = IntermittentModel.isIntermittent(history)
         let pool = candidates.filter { !($0 is IntermittentModel) || intermittent }
-        guard pool.count > 1 else { return pool.first?.forecast(history, horizon: horizon, seasons: seasons, levels: levels) ?? Forecast(mean: [], quantiles: [:]) }
         let scoringLevels = Array(Set(levels + [0.5])).sorted()
-        let cuts = BacktestPlan(windows: windows, horizon: horizon).cutoffs(count: history.count, minimumHistory: max(8, horizon))
+        let cuts = pool.count > 1 ? BacktestPlan(windows: windows, horizon: horizon).cutoffs(count: history.count, minimumHistory: max(8, horizon)) : []
         guard !cuts.isEmpty else {
-            var f = pool[0].forecast(history, horizon: horizon, seasons: seasons, levels: levels)
-            f.method = "\(f.method) (too short to backtest: first candidate)"
-            return f
+            var f = pool.first?.forecast(history, horizon: horizon, seasons: seasons, levels: levels) ?? Forecast(mean: [], quantiles: [:])
+            if pool.count > 1 { f.method = "\(f.method) (too short to backtest: first candidate)" }
+            return AutoMLChoice(members: pool.first.map { [$0.name] } ?? [], combination: .mean, score: .nan, bestSingle: pool.first?.name ?? "",
+                                bestSingleScore: .nan, windows: 0, backtest: BacktestScore(levels: scoringLevels), forecast: f)
         }
         // forecasts[c][w]: candidate c's forecast in window w.
         var forecasts = [[Forecast]](repeating: [], count: pool.count)
@@ -139,29 +146,84 @@ public struct AutoMLModel: ForecastModel {
             }.filter(\.isFinite)
             return values.count == cuts.count ? Numeric.mean(values) : .infinity
         }
+        func window(_ o: Option, _ w: Int) -> Forecast { o.combination.combine(o.members.map { forecasts[$0][w] }) }
         var options = pool.indices.map { c in Option(members: [c], combination: .mean, score: score { forecasts[c][$0] }) }
         let ranked = options.sorted { $0.score < $1.score }.map { $0.members[0] }
         if ensembleSize > 1 {
             for k in 2...min(ensembleSize, ranked.count) {
                 let members = Array(ranked.prefix(k))
                 for combination in k == 2 ? [Combination.mean] : [.mean, .median] {
-                    options.append(Option(members: members, combination: combination,
-                                          score: score { w in combination.combine(members.map { forecasts[$0][w] }) }))
+                    let o = Option(members: members, combination: combination, score: 0)
+                    options.append(Option(members: members, combination: combination, score: score { window(o, $0) }))
                 }
             }
         }
         let best = options.min { $0.score < $1.score }!
+        var backtest = BacktestScore(levels: scoringLevels)
+        for w in cuts.indices { backtest.add(actual: actuals[w], forecast: window(best, w), insample: insamples[w], season: seasons.main) }
         let finals = best.members.map { pool[$0].forecast(history, horizon: horizon, seasons: seasons, levels: levels) }
         var f = best.combination.combine(finals)
         let single = options[ranked[0]]
-        let label = best.members.count == 1 ? pool[best.members[0]].name
-            : "\(best.combination.rawValue) of " + best.members.map { pool[$0].name }.sorted().joined(separator: "+")
-        f.method = "\(label) [\(metric.rawValue) \(format(best.score)); best single \(pool[single.members[0]].name) \(format(single.score)); "
+        let choice = AutoMLChoice(members: best.members.map { pool[$0].name }, combination: best.combination, score: best.score,
+                                  bestSingle: pool[single.members[0]].name, bestSingleScore: single.score, windows: cuts.count,
+                                  backtest: backtest, forecast: f)
+        f.method = "\(choice.label) [\(metric.rawValue) \(format(best.score)); best single \(choice.bestSingle) \(format(single.score)); "
             + "\(cuts.count) window\(cuts.count == 1 ? "" : "s")] \(f.method)"
-        return f
+        var out = choice
+        out.forecast = f
+        return out
     }
 
     func format(_ v: Double) -> String { String(format: "%.4g", v) }
+}
+
+/// What AutoML chose for one series, and why.
+public struct AutoMLChoice: Sendable {
+    /// The chosen model names (one, or the members of an ensemble).
+    public var members: [String]
+    /// How an ensemble's members are combined.
+    public var combination: Combination
+    /// The choice's mean backtest score by the selection metric.
+    public var score: Double
+    /// The best single model and its score.
+    public var bestSingle: String, bestSingleScore: Double
+    /// Backtest windows scored (0: the series was too short, the first candidate was used).
+    public var windows: Int
+    /// The chosen option's accuracy over those windows.
+    public var backtest: BacktestScore
+    /// The forecast from the whole series.
+    public var forecast: Forecast
+
+    /// `auto_arima`, or `mean of auto_arima+mstl`.
+    public var label: String { model.name }
+
+    /// The choice as a model to forecast with again (refitted on the data it is given).
+    public var model: ChosenModel { ChosenModel(members: members, combination: combination) }
+}
+
+/// A stored AutoML choice as a model: its members, refitted on the history, combined.
+public struct ChosenModel: ForecastModel {
+    /// Model names from `ModelCatalog`.
+    public var members: [String]
+    /// How members are combined.
+    public var combination: Combination
+
+    /// Makes the model.
+    public init(members: [String], combination: Combination) {
+        self.members = members
+        self.combination = combination
+    }
+
+    /// The choice's label.
+    public var name: String { members.count == 1 ? members[0] : "\(combination.rawValue) of " + members.sorted().joined(separator: "+") }
+
+    /// Forecasts with each member and combines; members the catalogue does not know fall back to seasonal naive.
+    public func forecast(_ history: [Double], horizon: Int, seasons: [Int], levels: [Double]) -> Forecast {
+        let models = members.map { ModelCatalog.model(named: $0) ?? SeasonalNaiveModel() }
+        var f = combination.combine(models.map { $0.forecast(history, horizon: horizon, seasons: seasons, levels: levels) })
+        f.method = "\(name): \(f.method)"
+        return f
+    }
 }
 
 /// The models `--models` can name.

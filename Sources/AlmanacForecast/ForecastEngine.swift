@@ -9,28 +9,36 @@ public enum ForecastEngine {
     /// - Returns: one forecast per series, in input order.
     public static func run(_ series: [TimeSeries], model: any ForecastModel, horizon: Int, levels: [Double], seasons: [Int]? = nil,
                            progress: (@Sendable (Int, Int) -> Void)? = nil) async -> [Forecast] {
+        await map(series, progress: progress) { s in
+            model.forecast(s.values, horizon: horizon, seasons: seasons ?? s.frequency.defaultSeasons, levels: levels)
+        }
+    }
+
+    /// Applies `body` to every series, in parallel on every core.
+    /// - Parameter progress: called with (done, total) as series finish (from worker tasks).
+    /// - Returns: the results in input order.
+    public static func map<T: Sendable>(_ series: [TimeSeries], progress: (@Sendable (Int, Int) -> Void)? = nil,
+                                        _ body: @escaping @Sendable (TimeSeries) -> T) async -> [T] {
         let workers = max(1, min(series.count, ProcessInfo.processInfo.activeProcessorCount))
         let counter = ProgressCounter(total: series.count, report: progress)
-        let parts = await withTaskGroup(of: [(Int, Forecast)].self) { group in
+        let parts = await withTaskGroup(of: [(Int, T)].self) { group in
             for w in 0..<workers {
                 group.addTask {
-                    var out: [(Int, Forecast)] = []
+                    var out: [(Int, T)] = []
                     for i in stride(from: w, to: series.count, by: workers) {
-                        let s = series[i]
-                        let m = seasons ?? s.frequency.defaultSeasons
-                        out.append((i, model.forecast(s.values, horizon: horizon, seasons: m, levels: levels)))
+                        out.append((i, body(series[i])))
                         counter.tick()
                     }
                     return out
                 }
             }
-            var all: [(Int, Forecast)] = []
+            var all: [(Int, T)] = []
             for await part in group { all += part }
             return all
         }
-        var result = [Forecast](repeating: Forecast(mean: [], quantiles: [:]), count: series.count)
-        for (i, f) in parts { result[i] = f }
-        return result
+        var result = [T?](repeating: nil, count: series.count)
+        for (i, r) in parts { result[i] = r }
+        return result.map { $0! }
     }
 
     /// The CSV `almanac forecast` writes: `item_id,timestamp,mean` and a `p<percent>` column per level.

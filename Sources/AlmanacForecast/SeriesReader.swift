@@ -123,6 +123,17 @@ public enum SeriesReader {
         }
     }
 
+    /// One item's observations (sorted by time, no duplicates) as a series on its grid.
+    /// - Parameter frequency: the grid; inferred from the timestamps when nil.
+    /// - Throws: `ForecastInputError` when the grid cannot be inferred or a timestamp is off it.
+    public static func series(item: String, times: [Date], values: [Double], frequency: Frequency?, fill: FillPolicy) throws -> TimeSeries {
+        guard !times.isEmpty else { throw ForecastInputError(line: nil, item: item, message: "the item has no observations") }
+        guard let freq = frequency ?? Frequency.infer(from: times) ?? (times.count < 2 ? .daily : nil) else {
+            throw ForecastInputError(line: nil, item: item, message: "cannot infer the frequency from its timestamps; set the dataset's frequency")
+        }
+        return try regularize(item: item, times: times, values: values, lines: Array(1...times.count), frequency: freq, fill: fill)
+    }
+
     /// Places values on the frequency's grid, filling gaps by the policy.
     static func regularize(item: String, times: [Date], values: [Double], lines: [Int], frequency: Frequency, fill: FillPolicy) throws -> TimeSeries {
         var out: [Double] = []

@@ -112,9 +112,7 @@ public struct Ingest: Sendable {
 
     /// The scratch table's name: fixed letters and a hash of the ingest id, so it is a safe identifier.
     var stagingTable: String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return "ingest_staging_" + String(h, radix: 16)
+        "ingest_staging_" + FNV1a.hex(id)
     }
 
     /// Copies the file into the scratch table and checks every row.

@@ -80,11 +80,14 @@ public final class ControlPlane: Sendable {
         /// milliseconds instead of waiting for the group to notice its dead predecessor
         /// (the session timeout). `ALMANAC_ROUTER_GROUP=1` turns it on for replicas.
         public var routerGroup: Bool
+        /// A drop folder to watch: files at `<folder>/<dataset>/<file>` are announced as
+        /// `almanac.data.arrived` (nil: no watcher).
+        public var watchedDropFolder: String?
 
         /// Makes a configuration.
         public init(kafka: KafkaConfiguration, databaseURL: String, paths: AlmanacPaths, functionsDirectory: String? = nil,
                     logDirectory: String, httpHost: String = "127.0.0.1", httpPort: Int = 0, gpus: GPUInventory = .init(slots: []),
-                    instanceEnvironment: [String: String] = [:],
+                    instanceEnvironment: [String: String] = [:], watchedDropFolder: String? = nil,
                     routerGroup: Bool = ProcessInfo.processInfo.environment["ALMANAC_ROUTER_GROUP"] == "1") {
             self.kafka = kafka
             self.databaseURL = databaseURL
@@ -96,6 +99,7 @@ public final class ControlPlane: Sendable {
             self.gpus = gpus
             self.instanceEnvironment = instanceEnvironment
             self.routerGroup = routerGroup
+            self.watchedDropFolder = watchedDropFolder
         }
     }
 
@@ -110,6 +114,8 @@ public final class ControlPlane: Sendable {
     /// The manifests in force.
     public let manifests: [FunctionManifest]
     private let httpPort = PortBox()
+    let scheduler: Scheduler
+    let watcher: DropFolderWatcher?
 
     /// Connects to everything and loads the manifests and schemas.
     /// - Throws: `ConfigurationError` for a bad manifest or schema, or a Postgres/Kafka error.
@@ -137,6 +143,8 @@ public final class ControlPlane: Sendable {
         router = EventRouter(manifests: manifests, schemas: schemas, database: db, producer: producer, source: consumer, logger: logger) { names in
             if !names.isEmpty { launcher.poke(names) }
         }
+        scheduler = Scheduler(databaseURL: configuration.databaseURL, producer: producer, logger: logger)
+        watcher = configuration.watchedDropFolder.map { DropFolderWatcher(folder: $0, producer: producer, logger: logger) }
         let statsDB = ingressDB
         ingress = EventIngress(producer: producer, tenants: TenantDirectory(database: ingressDB), logger: logger, ready: {
             (try? await statsDB.query("SELECT 1", [])) != nil
@@ -158,6 +166,8 @@ public final class ControlPlane: Sendable {
                 logger.info("ingress listening", metadata: ["port": "\(port)"])
             }
             group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            group.addTask { await self.scheduler.run() }
+            if let watcher = self.watcher { group.addTask { await watcher.run() } }
             // The first to end (the router stopping, or an error) ends them all.
             try await group.next()
             group.cancelAll()
@@ -167,6 +177,8 @@ public final class ControlPlane: Sendable {
     /// Stops routing after the batch in hand and stops every instance gracefully.
     public func stop() async {
         router.stop()
+        scheduler.stop()
+        watcher?.stop()
         await launcher.stopAll()
     }
 

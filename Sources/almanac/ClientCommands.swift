@@ -95,6 +95,17 @@ struct Status: AsyncParsableCommand {
         if queue.isEmpty { print("empty") } else {
             print(table(["function", "waiting since", "lag"], queue.map { [$0.text("function") ?? "", String(($0.text("waiting_since") ?? "").prefix(19)), $0.text("lag") ?? ""] }))
         }
+        let training = try await db.query("""
+            SELECT tenant, dataset, done, total, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS') AS started,
+                   to_char(updated_at, 'HH24:MI:SS') AS updated FROM training_progress ORDER BY started_at
+            """)
+        print("\nTRAINING")
+        if training.isEmpty { print("none running") } else {
+            print(table(["tenant", "dataset", "items done", "started", "updated"], training.map {
+                [$0.text("tenant") ?? "", $0.text("dataset") ?? "", "\($0.text("done") ?? "0") / \($0.text("total") ?? "0")",
+                 $0.text("started") ?? "", $0.text("updated") ?? ""]
+            }))
+        }
         let dead = try await db.query("SELECT stage, count(*)::bigint AS n FROM dead_letters WHERE status = 'open' GROUP BY stage ORDER BY stage")
         print("\nDEAD LETTERS (open)")
         if dead.isEmpty { print("none") } else { print(table(["stage", "count"], dead.map { [$0.text("stage") ?? "", $0.text("n") ?? ""] })) }

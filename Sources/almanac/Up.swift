@@ -167,7 +167,8 @@ struct Up: AsyncParsableCommand {
 
     func startServe(supervisor: Supervisor, endpoints: Endpoints, functionsDir: String, statePath: String) async {
         await supervisor.start(name: "serve", arguments: ["serve", "--http-port", "\(httpPort)", "--functions", functionsDir,
-                                                          "--log-dir", "\(statePath)/logs"],
+                                                          "--log-dir", "\(statePath)/logs", "--drop", "\(statePath)/drop",
+                                                          "--export", "\(statePath)/export"],
                                environment: ["DATABASE_URL": endpoints.databaseURL, "KAFKA_BROKERS": endpoints.kafkaBrokers])
     }
 
@@ -189,6 +190,8 @@ struct Serve: AsyncParsableCommand {
     @Option var httpPort: Int = 8787
     @Option var functions: String?
     @Option var logDir: String = ".almanac/logs"
+    @Option(help: "The drop folder: a file at DROP/<dataset>/<file> is announced as almanac.data.arrived.") var drop: String = ".almanac/drop"
+    @Option(help: "The export folder for forecast CSVs and charts.") var export: String = ".almanac/export"
 
     func run() async throws {
         JSONLogHandler.bootstrap()
@@ -200,13 +203,22 @@ struct Serve: AsyncParsableCommand {
         let paths = AlmanacPaths.discover()
         let plane = try await ControlPlane(configuration: .init(
             kafka: kafka, databaseURL: db, paths: paths, functionsDirectory: functions, logDirectory: logDir,
-            httpPort: httpPort, gpus: GPUInventory.detect()), logger: logger)
+            httpPort: httpPort, gpus: GPUInventory.detect(),
+            instanceEnvironment: ["ALMANAC_DROP_DIR": absolute(drop), "ALMANAC_EXPORT_DIR": absolute(export)],
+            watchedDropFolder: absolute(drop)), logger: logger)
         let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { _ in
             Task { await plane.stop() }
         }
         defer { watcher.cancel() }
         try await plane.run()
     }
+}
+
+/// A path made absolute against the working directory (function instances run elsewhere), its folder created.
+func absolute(_ path: String) -> String {
+    let url = URL(fileURLWithPath: path).standardizedFileURL
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url.path
 }
 
 /// `almanac broker`: librdkafka's mock cluster in a process of its own (started by `up`).

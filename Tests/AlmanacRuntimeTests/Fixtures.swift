@@ -181,8 +181,17 @@ final class TestDeployment: @unchecked Sendable {
         ControlPlane.Configuration(kafka: cluster.configuration, databaseURL: databaseURL, paths: paths,
                                    functionsDirectory: "\(directory)/functions", logDirectory: "\(directory)/logs",
                                    httpPort: 0, gpus: gpus,
-                                   instanceEnvironment: ["ALMANAC_EVENTS_DIR": "\(directory)/events", "ALMANAC_DROP_DIR": dropDirectory])
+                                   instanceEnvironment: ["ALMANAC_EVENTS_DIR": "\(directory)/events", "ALMANAC_DROP_DIR": dropDirectory,
+                                                         "ALMANAC_EXPORT_DIR": exportDirectory].merging(environment) { _, b in b },
+                                   watchedDropFolder: watchDropFolder ? dropDirectory : nil)
     }
+
+    /// The deployment's export folder (the export function writes CSVs and charts there).
+    var exportDirectory: String { "\(directory)/export" }
+    /// More variables for every instance.
+    var environment: [String: String] = [:]
+    /// Whether the control plane watches the drop folder.
+    var watchDropFolder = false
 
     var gpus = GPUInventory(slots: [])
 

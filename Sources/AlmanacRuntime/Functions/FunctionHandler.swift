@@ -92,6 +92,14 @@ public final class FunctionContext: @unchecked Sendable {
         emit(event.caused(type: type, source: "almanac/\(manifest.name)", subject: subject, json: json))
     }
 
+    /// Stages an event caused by the one being handled, to be published no earlier than
+    /// `date` (a timer: the control plane's scheduler relays it when due).
+    public func emit(type: String, subject: String? = nil, json: JSONValue, at date: Date) {
+        let later = event.caused(type: type, source: "almanac/\(manifest.name)", subject: subject, json: json)
+        let function = manifest.name
+        write { tx in try await Outbox.schedule(later, at: date, function: function, in: tx) }
+    }
+
     /// How many events were staged.
     var emittedCount: Int {
         lock.lock(); defer { lock.unlock() }

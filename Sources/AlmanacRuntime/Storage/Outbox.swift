@@ -24,16 +24,28 @@ public enum Outbox {
                   events.map { $0.structuredJSON().serialized() }])
     }
 
-    /// Produces every unsent event of `function` (all functions when nil), oldest first,
-    /// waits for Kafka's acknowledgements, then marks them sent.
+    /// Adds an event to publish no earlier than `date` (inside the caller's transaction); the
+    /// control plane's scheduler relays it when it is due.
+    public static func schedule(_ event: CloudEvent, at date: Date, function: String, in tx: PostgresTransaction) async throws {
+        try await tx.exec("""
+            INSERT INTO outbox (event_id, function, tenant, topic, event, publish_after) VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+            ON CONFLICT (event_id) DO NOTHING
+            """, [event.id, function, event.tenant, busTopic, event.structuredJSON().serialized(), date])
+    }
+
+    /// Produces every unsent event of `function` (all functions when nil) that is due, oldest
+    /// first, waits for Kafka's acknowledgements, then marks them sent.
+    /// - Parameter scheduledOnly: relay only events scheduled for later that are now due (the scheduler's share).
     /// - Returns: how many were relayed.
     @discardableResult
-    public static func relay(function: String?, db: PostgresConnection, producer: KafkaProducer, logger: Logger, limit: Int = 1000) async throws -> Int {
+    public static func relay(function: String?, scheduledOnly: Bool = false, db: PostgresConnection, producer: KafkaProducer, logger: Logger,
+                             limit: Int = 1000) async throws -> Int {
         let rows = try await db.query("""
             SELECT seq, topic, event::text AS event FROM outbox
             WHERE sent_at IS NULL AND ($1::text IS NULL OR function = $1)
+              AND (publish_after IS NULL OR publish_after <= now()) AND (NOT $3 OR publish_after IS NOT NULL)
             ORDER BY seq LIMIT $2
-            """, [function, limit])
+            """, [function, limit, scheduledOnly])
         guard !rows.isEmpty else { return 0 }
         var sent: [Int64] = []
         for row in rows {

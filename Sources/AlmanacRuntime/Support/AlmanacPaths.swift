@@ -16,6 +16,8 @@ public struct AlmanacPaths: Sendable {
     public var migrations: String { "\(root)/infra/migrations" }
     /// The drop folder: a file at `drop/<dataset>/<file>` is a data arrival for that dataset.
     public var drop: String { "\(root)/.almanac/drop" }
+    /// The export folder: forecasts as CSV and charts, per dataset.
+    public var export: String { "\(root)/.almanac/export" }
 
     /// Makes paths.
     public init(root: String, binaries: String) {

@@ -1,0 +1,50 @@
+import AlmanacForecast
+import AlmanacPostgres
+import Foundation
+
+/// A dataset's series as the forecasting library takes them, read from `observations`.
+public struct DatasetSeries: Sendable {
+    /// The series, by item id.
+    public var series: [TimeSeries]
+    /// The dataset version they were read at.
+    public var version: Int
+
+    /// The dataset's latest version (0 when it has none).
+    public static func latestVersion(of d: Dataset, in db: PostgresConnection) async throws -> Int {
+        let r = try await db.query("SELECT coalesce(max(version), 0) AS v FROM dataset_versions WHERE tenant = $1 AND dataset = $2",
+                                   [d.tenant, d.name])
+        return try r[0].decode("v")
+    }
+
+    /// Reads every item of the dataset, gaps filled with zero (Amazon Forecast's default
+    /// middle fill for the target).
+    /// - Throws: `PipelineError` naming the item whose timestamps do not fit one grid.
+    public static func load(_ d: Dataset, from db: PostgresConnection) async throws -> DatasetSeries {
+        let version = try await latestVersion(of: d, in: db)
+        let rows = try await db.query("""
+            SELECT item_id, extract(epoch FROM ts)::float8 AS t, value FROM observations
+            WHERE tenant = $1 AND dataset = $2 ORDER BY item_id, ts
+            """, [d.tenant, d.name])
+        let frequency = d.frequency.flatMap { Frequency(rawValue: $0) }
+        var out: [TimeSeries] = []
+        var item = "", times: [Date] = [], values: [Double] = []
+        func flush() throws {
+            guard !times.isEmpty else { return }
+            do {
+                out.append(try SeriesReader.series(item: item, times: times, values: values, frequency: frequency, fill: .zero))
+            } catch let e as ForecastInputError {
+                throw PipelineError("dataset \(d.name), item \(item): \(e.message)")
+            }
+            times.removeAll(keepingCapacity: true)
+            values.removeAll(keepingCapacity: true)
+        }
+        for r in rows {
+            let id = r.text("item_id") ?? ""
+            if id != item { try flush(); item = id }
+            times.append(Date(timeIntervalSince1970: try r.decode("t")))
+            values.append(try r.decode("value"))
+        }
+        try flush()
+        return DatasetSeries(series: out, version: version)
+    }
+}

@@ -1,0 +1,146 @@
+import AlmanacCore
+import AlmanacPostgres
+import AlmanacRuntime
+import Foundation
+
+/// The export function: on `almanac.forecast.created`, replaces the dataset's rows in
+/// `latest_forecasts` (one transaction: a reader sees one forecast or the other, never a mix),
+/// writes `<export>/<dataset>/<forecast>.csv` (`item_id,date,p10,p50,p90`, as Amazon Forecast
+/// exports) and a chart (`.svg`: history, p50 and the outer band for the first items), and
+/// emits `almanac.forecast.exported`.
+public struct ExportFunction: FunctionHandler {
+    /// The export folder.
+    public let folder: String
+    /// Items drawn in the chart.
+    public var chartItems = 4
+
+    /// Makes the handler.
+    public init(folder: String) { self.folder = folder }
+
+    /// Exports one forecast.
+    public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
+        let db = context.database
+        guard let id = event.jsonData?["forecast_id"]?.stringValue, let name = event.jsonData?["dataset"]?.stringValue else {
+            throw FunctionError("the event has no forecast_id or dataset", retriable: false)
+        }
+        let head = try await db.query("SELECT tenant, dataset, array_to_string(quantiles, ',') AS q, created_at FROM forecasts WHERE id = $1", [id])
+        guard let f = head.first else { throw FunctionError("forecast \(id) is not stored", retriable: false) }
+        let tenant: String = try f.decode("tenant")
+        let levels = (f.text("q") ?? "").split(separator: ",").compactMap { Double($0) }
+        let points = try await db.query("""
+            SELECT item_id, ts, mean, array_to_string(q, ',') AS q FROM forecast_points WHERE forecast_id = $1 ORDER BY item_id, ts
+            """, [id])
+
+        // The CSV, written whole to a temporary name and renamed.
+        let dir = URL(fileURLWithPath: folder).appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var csv = "item_id,date," + levels.map { "p" + String(format: "%g", ($0 * 1000).rounded() / 10) }.joined(separator: ",") + "\n"
+        var byItem: [(String, [(Date, [Double])])] = []
+        for p in points {
+            let item = p.text("item_id") ?? ""
+            let ts: Date = try p.decode("ts")
+            let q = (p.text("q") ?? "").split(separator: ",").compactMap { Double($0) }
+            csv += CSVField.quote(item) + "," + RFC3339.format(ts) + "," + q.map { String($0) }.joined(separator: ",") + "\n"
+            if byItem.last?.0 != item { byItem.append((item, [])) }
+            byItem[byItem.count - 1].1.append((ts, q))
+        }
+        let csvURL = dir.appendingPathComponent("\(id).csv")
+        try write(csv, to: csvURL)
+        try write(csv, to: dir.appendingPathComponent("latest.csv"))
+
+        // The chart: the last history points of the first items.
+        var panels: [ForecastChart.Panel] = []
+        for (item, steps) in byItem.prefix(chartItems) {
+            let history = try await db.query("""
+                SELECT ts, value FROM (SELECT ts, value FROM observations WHERE tenant = $1 AND dataset = $2 AND item_id = $3
+                ORDER BY ts DESC LIMIT $4) h ORDER BY ts
+                """, [tenant, name, item, max(24, steps.count * 3)])
+            panels.append(ForecastChart.Panel(item: item, history: try history.map { (try $0.decode("ts"), try $0.decode("value")) },
+                                              steps: steps, levels: levels))
+        }
+        let chartURL = dir.appendingPathComponent("\(id).svg")
+        try write(ForecastChart.svg(title: "\(name) — forecast \(id)", panels: panels), to: chartURL)
+        try write(ForecastChart.svg(title: "\(name) — forecast \(id)", panels: panels), to: dir.appendingPathComponent("latest.svg"))
+
+        let createdAt: Date = try f.decode("created_at")
+        context.write { tx in
+            // A forecast older than the one in the table (a late redelivery) does not replace it.
+            let newer = try await tx.query("""
+                SELECT 1 FROM latest_forecasts l JOIN forecasts f ON f.id = l.forecast_id
+                WHERE l.tenant = $1 AND l.dataset = $2 AND f.created_at > $3 LIMIT 1
+                """, [tenant, name, createdAt])
+            guard newer.isEmpty else { return }
+            try await tx.execute("DELETE FROM latest_forecasts WHERE tenant = $1 AND dataset = $2", [tenant, name])
+            try await tx.execute("""
+                INSERT INTO latest_forecasts (tenant, dataset, item_id, ts, forecast_id, quantiles, q, mean)
+                SELECT $1, $2, p.item_id, p.ts, p.forecast_id, f.quantiles, p.q, p.mean
+                FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id WHERE p.forecast_id = $3
+                """, [tenant, name, id])
+        }
+        context.emit(type: "almanac.forecast.exported", subject: name, json: [
+            "dataset": .string(name), "forecast_id": .string(id), "rows": .number(Double(points.count)),
+            "csv": .string(csvURL.path), "chart": .string(chartURL.path),
+        ])
+        context.logger.info("forecast exported", metadata: ["dataset": "\(name)", "forecast": "\(id)", "csv": "\(csvURL.path)"])
+    }
+
+    func write(_ text: String, to url: URL) throws {
+        let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
+        try Data(text.utf8).write(to: temp)
+        guard rename(temp.path, url.path) == 0 else {
+            throw PipelineError("cannot write \(url.path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// A small SVG chart of forecasts: per item, the history, the p50 and the outer quantile band.
+public enum ForecastChart {
+    /// One item's panel.
+    public struct Panel: Sendable {
+        /// The item.
+        public var item: String
+        /// Its last observations.
+        public var history: [(Date, Double)]
+        /// Forecast steps: timestamp and the quantiles in `levels` order.
+        public var steps: [(Date, [Double])]
+        /// The quantile levels.
+        public var levels: [Double]
+    }
+
+    /// The chart: panels stacked vertically, 720 × 200 each.
+    public static func svg(title: String, panels: [Panel]) -> String {
+        let width = 720.0, height = 200.0, pad = 40.0
+        var out = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(30 + height * Double(panels.count)))" font-family="sans-serif" font-size="12">
+            <text x="10" y="20" font-size="14">\(escape(title))</text>
+
+            """
+        for (n, p) in panels.enumerated() {
+            let top = 30 + height * Double(n)
+            let times = p.history.map(\.0) + p.steps.map(\.0)
+            let values = p.history.map(\.1) + p.steps.flatMap(\.1)
+            guard let t0 = times.min(), let t1 = times.max(), let lo = values.min(), let hi = values.max() else { continue }
+            let span = max(t1.timeIntervalSince(t0), 1), range = max(hi - lo, 1e-9)
+            func x(_ t: Date) -> Double { pad + (width - 2 * pad) * t.timeIntervalSince(t0) / span }
+            func y(_ v: Double) -> Double { top + height - 25 - (height - 45) * (v - lo) / range }
+            func path(_ pts: [(Date, Double)]) -> String {
+                pts.map { String(format: "%.1f,%.1f", x($0.0), y($0.1)) }.joined(separator: " ")
+            }
+            out += "<text x=\"\(pad)\" y=\"\(top + 14)\">\(escape(p.item))</text>\n"
+            if let loIndex = p.levels.indices.first, let hiIndex = p.levels.indices.last, loIndex != hiIndex {
+                let band = p.steps.map { ($0.0, $0.1[hiIndex]) } + p.steps.reversed().map { ($0.0, $0.1[loIndex]) }
+                out += "<polygon points=\"\(path(band))\" fill=\"#9ecae1\" fill-opacity=\"0.6\"/>\n"
+            }
+            out += "<polyline points=\"\(path(p.history))\" fill=\"none\" stroke=\"#333\" stroke-width=\"1.2\"/>\n"
+            if let mid = p.levels.firstIndex(where: { abs($0 - 0.5) < 1e-9 }) ?? (p.levels.isEmpty ? nil : p.levels.count / 2) {
+                out += "<polyline points=\"\(path(p.steps.map { ($0.0, $0.1[mid]) }))\" fill=\"none\" stroke=\"#08519c\" stroke-width=\"1.5\"/>\n"
+            }
+            out += String(format: "<text x=\"4\" y=\"%.1f\">%.4g</text><text x=\"4\" y=\"%.1f\">%.4g</text>\n", y(hi) + 4, hi, y(lo), lo)
+        }
+        return out + "</svg>\n"
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}

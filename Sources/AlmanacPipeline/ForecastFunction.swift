@@ -1,0 +1,110 @@
+import AlmanacCore
+import AlmanacForecast
+import AlmanacPostgres
+import AlmanacRuntime
+import Foundation
+
+/// A stored forecast's identity and what it covers.
+public struct ForecastRun: Sendable {
+    /// `fc-` and the id of the event that asked for it.
+    public var id: String
+    /// The dataset.
+    public var tenant: String, dataset: String
+    /// The predictor and dataset version it came from.
+    public var predictorID: String, datasetVersion: Int
+    /// Its quantile levels.
+    public var quantiles: [Double]
+    /// Per item: the series it extends and the forecast.
+    public var series: [TimeSeries], forecasts: [Forecast]
+
+    /// Forecasts every item of the data with the predictor's choice (AutoML for items the predictor has not seen).
+    public static func make(id: String, dataset d: Dataset, predictor: Predictor, data: DatasetSeries) async -> ForecastRun {
+        let chosen = Dictionary(predictor.items.map { ($0.id, $0.model) }, uniquingKeysWith: { a, _ in a })
+        let fallback = AutoMLModel()
+        let forecasts = await ForecastEngine.map(data.series) { s in
+            let model: any ForecastModel = chosen[s.id] ?? fallback
+            return model.forecast(s.values, horizon: d.horizon, seasons: s.frequency.defaultSeasons, levels: d.quantiles)
+        }
+        return ForecastRun(id: id, tenant: d.tenant, dataset: d.name, predictorID: predictor.id, datasetVersion: data.version,
+                           quantiles: d.quantiles, series: data.series, forecasts: forecasts)
+    }
+
+    /// The first and last forecast timestamps.
+    var bounds: (Date, Date)? {
+        let ends = zip(series, forecasts).filter { !$0.1.mean.isEmpty }.map { s, f in
+            (s.timestamp(at: s.values.count), s.timestamp(at: s.values.count + f.mean.count - 1))
+        }
+        guard let first = ends.map(\.0).min(), let last = ends.map(\.1).max() else { return nil }
+        return (first, last)
+    }
+
+    /// Stores the forecast and its points (inside the commit transaction).
+    public func save(trigger: String, in tx: PostgresTransaction) async throws {
+        let b = bounds
+        try await tx.execute("""
+            INSERT INTO forecasts (id, tenant, dataset, predictor_id, dataset_version, trigger_event, quantiles, items, first_ts, last_ts)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            """, [id, tenant, dataset, predictorID, datasetVersion, trigger, quantiles, series.count, b?.0, b?.1])
+        _ = try await tx.copyIn("COPY forecast_points (forecast_id, item_id, ts, mean, q) FROM STDIN WITH (FORMAT csv)") { w in
+            var chunk = ""
+            for (s, f) in zip(series, forecasts) {
+                let item = CSVField.quote(s.id)
+                for h in f.mean.indices {
+                    let q = quantiles.map { Self.number(f.quantiles[$0]?[h] ?? f.mean[h]) }.joined(separator: ",")
+                    chunk += "\(id),\(item),\(RFC3339.format(s.timestamp(at: s.values.count + h))),\(Self.number(f.mean[h])),\"{\(q)}\"\n"
+                }
+                if chunk.utf8.count > 1 << 16 { try await w.write(chunk); chunk = "" }
+            }
+            if !chunk.isEmpty { try await w.write(chunk) }
+        }
+    }
+
+    /// A finite number as text (non-finite values, which models do not produce, as 0).
+    static func number(_ v: Double) -> String { v.isFinite ? String(v) : "0" }
+}
+
+/// The forecast function: on `almanac.predictor.trained`, and on `almanac.dataset.imported`
+/// when the dataset has a predictor, forecasts the dataset's horizon and quantiles from the
+/// predictor and the latest data, stores it and emits `almanac.forecast.created`.
+public struct ForecastFunction: FunctionHandler {
+    /// Makes the handler.
+    public init() {}
+
+    /// Forecasts when there is a predictor.
+    public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
+        let db = context.database
+        let name = event.jsonData?["dataset"]?.stringValue ?? event.subject ?? ""
+        guard let dataset = try await DatasetStore.find(tenant: event.tenant, name: name, in: db) else {
+            throw FunctionError("dataset \(name) does not exist for tenant \(event.tenant)", retriable: false)
+        }
+        let predictor: Predictor
+        if let id = event.jsonData?["predictor_id"]?.stringValue {
+            guard let p = try await Predictor.load(id: id, in: db) else { throw FunctionError("predictor \(id) is not stored", retriable: false) }
+            predictor = p
+        } else if let p = try await Predictor.latest(tenant: dataset.tenant, dataset: dataset.name, in: db) {
+            // A predictor trained on this version already led (or will lead) to its own forecast.
+            guard p.datasetVersion < event.jsonData?["version"]?.intValue ?? Int.max else {
+                context.logger.info("the predictor is as new as the data; its trained event forecasts", metadata: ["dataset": "\(name)"])
+                return
+            }
+            predictor = p
+        } else {
+            context.logger.info("no predictor yet; the train function makes one", metadata: ["dataset": "\(name)"])
+            return
+        }
+        let data = try await DatasetSeries.load(dataset, from: db)
+        let run = await ForecastRun.make(id: "fc-" + event.id, dataset: dataset, predictor: predictor, data: data)
+        context.write { tx in try await run.save(trigger: event.id, in: tx) }
+        var out: [String: JSONValue] = [
+            "dataset": .string(dataset.name), "forecast_id": .string(run.id), "predictor_id": .string(predictor.id),
+            "dataset_version": .number(Double(data.version)), "items": .number(Double(run.series.count)),
+            "quantiles": .array(dataset.quantiles.map { .number($0) }),
+        ]
+        if let (first, last) = run.bounds {
+            out["first_timestamp"] = .string(RFC3339.format(first))
+            out["last_timestamp"] = .string(RFC3339.format(last))
+        }
+        context.emit(type: "almanac.forecast.created", subject: dataset.name, json: .object(out))
+        context.logger.info("forecast created", metadata: ["dataset": "\(name)", "forecast": "\(run.id)", "items": "\(run.series.count)"])
+    }
+}

@@ -1,0 +1,112 @@
+import AlmanacCore
+import AlmanacForecast
+import AlmanacPostgres
+import Foundation
+
+/// A trained predictor: what AutoML chose per item, with backtest metrics per item and overall.
+public struct Predictor: Sendable {
+    /// One item's choice.
+    public struct Item: Sendable {
+        /// The item.
+        public var id: String
+        /// The model to forecast it with.
+        public var model: ChosenModel
+        /// The model as fitted, with AutoML's reason.
+        public var method: String
+        /// Backtest metrics (`WAPE`, `avg_wQL`, `MASE`, …).
+        public var metrics: [String: Double]
+    }
+
+    /// `pr-` and the id of the event that asked for it.
+    public var id: String
+    /// The dataset.
+    public var tenant: String, dataset: String
+    /// The dataset version it was trained on.
+    public var datasetVersion: Int
+    /// Per item.
+    public var items: [Item]
+    /// Pooled backtest metrics over every item and window.
+    public var metrics: [String: Double]
+
+    /// Metrics as JSON (non-finite values dropped).
+    static func json(_ metrics: [String: Double]) -> JSONValue {
+        .object(metrics.filter { $0.value.isFinite }.mapValues { .number($0) })
+    }
+
+    /// Trains on every series: AutoML with backtests per item, in parallel.
+    /// - Parameter progress: called with (items done, total).
+    public static func train(id: String, dataset d: Dataset, data: DatasetSeries,
+                             progress: (@Sendable (Int, Int) -> Void)? = nil) async -> Predictor {
+        let automl = AutoMLModel()
+        let results = await ForecastEngine.map(data.series, progress: progress) { s in
+            automl.choose(s.values, horizon: d.horizon, seasons: s.frequency.defaultSeasons, levels: d.quantiles)
+        }
+        var pooled = BacktestScore(levels: Array(Set(d.quantiles + [0.5])).sorted())
+        var items: [Item] = []
+        for (s, choice) in zip(data.series, results) {
+            pooled.merge(choice.backtest)
+            items.append(Item(id: s.id, model: choice.model, method: choice.forecast.method,
+                              metrics: Dictionary(choice.backtest.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })))
+        }
+        return Predictor(id: id, tenant: d.tenant, dataset: d.name, datasetVersion: data.version, items: items,
+                         metrics: Dictionary(pooled.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    /// Stores the predictor (inside the function's commit transaction).
+    public func save(trigger: String, in tx: PostgresTransaction) async throws {
+        try await tx.execute("""
+            INSERT INTO predictors (id, tenant, dataset, dataset_version, trigger_event, items, metrics) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+            """, [id, tenant, dataset, datasetVersion, trigger, items.count, Self.json(metrics).serialized()])
+        _ = try await tx.copyIn("COPY predictor_items (predictor_id, item_id, members, combination, method, metrics) FROM STDIN WITH (FORMAT csv)") { w in
+            var chunk = ""
+            for item in items {
+                let members = "{" + item.model.members.map { "\"\($0)\"" }.joined(separator: ",") + "}"
+                chunk += [id, item.id, members, item.model.combination.rawValue, item.method, Self.json(item.metrics).serialized()]
+                    .map(CSVField.quote).joined(separator: ",") + "\n"
+                if chunk.utf8.count > 1 << 16 { try await w.write(chunk); chunk = "" }
+            }
+            if !chunk.isEmpty { try await w.write(chunk) }
+        }
+    }
+
+    /// The dataset's newest predictor, or nil.
+    public static func latest(tenant: String, dataset: String, in db: PostgresConnection) async throws -> Predictor? {
+        let rows = try await db.query("""
+            SELECT id, dataset_version, metrics::text AS metrics FROM predictors WHERE tenant = $1 AND dataset = $2
+            ORDER BY created_at DESC, id DESC LIMIT 1
+            """, [tenant, dataset])
+        guard let r = rows.first else { return nil }
+        return try await load(id: try r.decode("id"), in: db)
+    }
+
+    /// A stored predictor by id, or nil.
+    public static func load(id: String, in db: PostgresConnection) async throws -> Predictor? {
+        let rows = try await db.query("SELECT tenant, dataset, dataset_version, metrics::text AS metrics FROM predictors WHERE id = $1", [id])
+        guard let r = rows.first else { return nil }
+        let items = try await db.query("""
+            SELECT item_id, array_to_string(members, ',') AS members, combination, method, metrics::text AS metrics
+            FROM predictor_items WHERE predictor_id = $1 ORDER BY item_id
+            """, [id])
+        func metrics(_ text: String?) -> [String: Double] {
+            ((try? JSONValue(parsing: text ?? "{}"))?.objectValue ?? [:]).compactMapValues(\.numberValue)
+        }
+        return Predictor(
+            id: id, tenant: try r.decode("tenant"), dataset: try r.decode("dataset"), datasetVersion: try r.decode("dataset_version"),
+            items: try items.map { i in
+                Item(id: try i.decode("item_id"),
+                     model: ChosenModel(members: (i.text("members") ?? "").split(separator: ",").map(String.init),
+                                        combination: Combination(rawValue: i.text("combination") ?? "") ?? .mean),
+                     method: i.text("method") ?? "", metrics: metrics(i.text("metrics")))
+            },
+            metrics: metrics(r.text("metrics")))
+    }
+}
+
+/// CSV quoting for COPY … (FORMAT csv).
+enum CSVField {
+    /// The field quoted when it holds a comma, quote or line break.
+    static func quote(_ s: String) -> String {
+        guard s.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return s }
+        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,108 @@
+import AlmanacCore
+import AlmanacForecast
+import AlmanacPostgres
+import AlmanacRuntime
+import Foundation
+import Logging
+
+/// The train function: on `almanac.dataset.imported` for a dataset without a predictor, and on
+/// `almanac.accuracy.breached`, runs AutoML with backtests over the dataset's latest version,
+/// stores the predictor and emits `almanac.predictor.trained`.
+///
+/// One training per dataset at a time (the function's concurrency is 1, and a request finds
+/// the work already done when a predictor exists for the latest version: a newer request
+/// supersedes older queued ones). Progress (items done / total) goes to the log and to
+/// `training_progress`, which `almanac status` shows.
+public struct TrainFunction: FunctionHandler {
+    /// Makes the handler.
+    public init() {}
+
+    /// Trains when due.
+    public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
+        let db = context.database
+        let name = event.jsonData?["dataset"]?.stringValue ?? event.subject ?? ""
+        guard let dataset = try await DatasetStore.find(tenant: event.tenant, name: name, in: db) else {
+            throw FunctionError("dataset \(name) does not exist for tenant \(event.tenant)", retriable: false)
+        }
+        let version = try await DatasetSeries.latestVersion(of: dataset, in: db)
+        let existing = try await db.query("""
+            SELECT id, dataset_version FROM predictors WHERE tenant = $1 AND dataset = $2 ORDER BY dataset_version DESC LIMIT 1
+            """, [dataset.tenant, dataset.name])
+        if event.type == "almanac.dataset.imported", !existing.isEmpty {
+            context.logger.info("predictor exists; the forecast function forecasts with it", metadata: ["dataset": "\(name)"])
+            return
+        }
+        if let r = existing.first, try r.decode("dataset_version", as: Int.self) >= version {
+            context.logger.info("a predictor for the latest version exists; request superseded",
+                                metadata: ["dataset": "\(name)", "version": "\(version)"])
+            return
+        }
+        let data = try await DatasetSeries.load(dataset, from: db)
+        guard !data.series.isEmpty else { throw FunctionError("dataset \(name) has no observations", retriable: false) }
+        let started = Date()
+        try await db.execute("""
+            INSERT INTO training_progress (tenant, dataset, event_id, done, total, started_at) VALUES ($1, $2, $3, 0, $4, $5)
+            ON CONFLICT (tenant, dataset) DO UPDATE SET event_id = $3, done = 0, total = $4, started_at = $5, updated_at = now()
+            """, [dataset.tenant, dataset.name, event.id, data.series.count, started])
+        let reporter = ProgressReporter(dataset: dataset, eventID: event.id, databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"],
+                                        logger: context.logger)
+        let predictor = await Predictor.train(id: "pr-" + event.id, dataset: dataset, data: data) { done, total in
+            reporter.update(done: done, total: total)
+        }
+        await reporter.finish()
+        context.write { tx in
+            try await predictor.save(trigger: event.id, in: tx)
+            try await tx.execute("DELETE FROM training_progress WHERE tenant = $1 AND dataset = $2 AND event_id = $3",
+                                 [dataset.tenant, dataset.name, event.id])
+        }
+        var data2: [String: JSONValue] = [
+            "dataset": .string(dataset.name), "predictor_id": .string(predictor.id), "dataset_version": .number(Double(data.version)),
+            "items": .number(Double(predictor.items.count)), "metrics": Predictor.json(predictor.metrics),
+            "seconds": .number((Date().timeIntervalSince(started) * 10).rounded() / 10),
+        ]
+        data2["reason"] = .string(event.type == "almanac.accuracy.breached" ? "accuracy breached" : "first data")
+        context.emit(type: "almanac.predictor.trained", subject: dataset.name, json: .object(data2))
+        context.logger.info("predictor trained", metadata: [
+            "dataset": "\(name)", "items": "\(predictor.items.count)", "wape": "\(predictor.metrics["WAPE"] ?? .nan)",
+        ])
+    }
+}
+
+/// Logs training progress and writes it to `training_progress` about once a second.
+final class ProgressReporter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last = Date.distantPast
+    private var pending: (Int, Int)?
+    private var task: Task<Void, Never>?
+    let dataset: Dataset, eventID: String, databaseURL: String?
+    let logger: Logger
+
+    init(dataset: Dataset, eventID: String, databaseURL: String?, logger: Logger) {
+        self.dataset = dataset
+        self.eventID = eventID
+        self.databaseURL = databaseURL
+        self.logger = logger
+        task = Task { [weak self] in await self?.loop() }
+    }
+
+    func update(done: Int, total: Int) {
+        lock.withLock { pending = (done, total) }
+    }
+
+    private func loop() async {
+        guard let url = databaseURL, let db = try? await PostgresConnection.connect(url: url, applicationName: "almanac-train-progress") else { return }
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            guard let (done, total) = lock.withLock({ () -> (Int, Int)? in defer { pending = nil }; return pending }) else { continue }
+            logger.info("training", metadata: ["dataset": "\(dataset.name)", "items_done": "\(done)", "items_total": "\(total)"])
+            _ = try? await db.execute("UPDATE training_progress SET done = $3, updated_at = now() WHERE tenant = $1 AND dataset = $2",
+                                      [dataset.tenant, dataset.name, done])
+        }
+        await db.close()
+    }
+
+    func finish() async {
+        task?.cancel()
+        await task?.value
+    }
+}

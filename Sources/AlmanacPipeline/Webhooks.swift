@@ -1,0 +1,148 @@
+import AlmanacCore
+import AlmanacHTTP
+import AlmanacPostgres
+import Crypto
+import Foundation
+
+/// A webhook endpoint: where events of some types are delivered, signed with its secret.
+public struct WebhookEndpoint: Sendable {
+    /// `ep_` and random hex.
+    public var id: String
+    /// The owning tenant.
+    public var tenant: String
+    /// The receiver.
+    public var url: String
+    /// CloudEvent types; a trailing `*` matches by prefix.
+    public var eventTypes: [String]
+    /// `whsec_` and base64 of the signing key.
+    public var secret: String
+    /// Whether loopback and private addresses are allowed.
+    public var allowPrivate: Bool
+
+    /// Whether the endpoint wants events of `type`.
+    public func wants(_ type: String) -> Bool {
+        eventTypes.contains { $0.hasSuffix("*") ? type.hasPrefix(String($0.dropLast())) : $0 == type }
+    }
+}
+
+/// Webhook endpoints and deliveries in Postgres; signing per Standard Webhooks.
+public enum Webhooks {
+    /// Adds an endpoint with a new secret.
+    /// - Throws: `PipelineError` for a URL that is not http(s), a type list that is empty, or an address that is refused.
+    public static func add(tenant: String, url: String, eventTypes: [String], allowPrivate: Bool, in db: PostgresConnection) async throws -> WebhookEndpoint {
+        try checkURL(url, allowPrivate: allowPrivate)
+        let types = eventTypes.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !types.isEmpty else { throw PipelineError("--events needs at least one event type, e.g. almanac.forecast.*") }
+        for t in types where t.range(of: #"^[a-zA-Z0-9._-]+\*?$|^\*$"#, options: .regularExpression) == nil {
+            throw PipelineError("event type \"\(t)\" is not a CloudEvent type or a prefix ending in *")
+        }
+        let endpoint = WebhookEndpoint(id: "ep_" + randomHex(12), tenant: tenant, url: url, eventTypes: types,
+                                       secret: "whsec_" + Data(randomBytes(24)).base64EncodedString(), allowPrivate: allowPrivate)
+        try await db.execute("""
+            INSERT INTO webhook_endpoints (id, tenant, url, event_types, secret, allow_private) VALUES ($1, $2, $3, $4, $5, $6)
+            """, [endpoint.id, tenant, url, types, endpoint.secret, allowPrivate])
+        return endpoint
+    }
+
+    /// The tenant's endpoints that are not disabled.
+    public static func endpoints(tenant: String, in db: PostgresConnection) async throws -> [WebhookEndpoint] {
+        let rows = try await db.query("""
+            SELECT id, url, array_to_string(event_types, ',') AS types, secret, allow_private FROM webhook_endpoints
+            WHERE tenant = $1 AND disabled_at IS NULL ORDER BY created_at, id
+            """, [tenant])
+        return try rows.map { r in
+            WebhookEndpoint(id: try r.decode("id"), tenant: tenant, url: try r.decode("url"),
+                            eventTypes: (r.text("types") ?? "").split(separator: ",").map(String.init), secret: try r.decode("secret"),
+                            allowPrivate: try r.decode("allow_private"))
+        }
+    }
+
+    /// The `webhook-signature` value: `v1,` and base64 of HMAC-SHA256 over `id.timestamp.body`
+    /// keyed with the secret's base64-decoded part after `whsec_`.
+    public static func signature(secret: String, id: String, timestamp: Int, body: Data) -> String {
+        let key = SymmetricKey(data: Data(base64Encoded: String(secret.dropFirst("whsec_".count))) ?? Data(secret.utf8))
+        var message = Data("\(id).\(timestamp).".utf8)
+        message.append(body)
+        return "v1," + Data(HMAC<SHA256>.authenticationCode(for: message, using: key)).base64EncodedString()
+    }
+
+    /// Refuses URLs that are not http(s), and — unless allowed — hosts that resolve to
+    /// loopback, private, link-local or unspecified addresses (no webhook into the internal network).
+    public static func checkURL(_ url: String, allowPrivate: Bool) throws {
+        guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = u.host, !host.isEmpty else {
+            throw PipelineError("webhook URL \"\(url)\" must be an absolute http:// or https:// URL")
+        }
+        guard !allowPrivate else { return }
+        let addresses = resolve(host)
+        guard !addresses.isEmpty else { throw PipelineError("webhook host \(host) does not resolve") }
+        if let bad = addresses.first(where: isPrivate) {
+            throw PipelineError("webhook host \(host) resolves to \(bad), a loopback or private address; add the endpoint with --allow-private if that is intended")
+        }
+    }
+
+    /// The host's addresses as text.
+    static func resolve(_ host: String) -> [String] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0 else { return [] }
+        defer { freeaddrinfo(result) }
+        var out: [String] = []
+        var p = result
+        while let ai = p {
+            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if getnameinfo(ai.pointee.ai_addr, ai.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
+                out.append(String(cString: buffer))
+            }
+            p = ai.pointee.ai_next
+        }
+        return out
+    }
+
+    /// Whether an address is loopback, private (RFC 1918, fc00::/7), link-local, CGNAT or unspecified.
+    static func isPrivate(_ address: String) -> Bool {
+        let a = address.lowercased()
+        if a.contains(":") {
+            return a == "::1" || a == "::" || a.hasPrefix("fc") || a.hasPrefix("fd") || a.hasPrefix("fe80") || a.hasPrefix("::ffff:127.")
+                || a.hasPrefix("::ffff:10.") || a.hasPrefix("::ffff:192.168.")
+        }
+        let o = a.split(separator: ".").compactMap { Int($0) }
+        guard o.count == 4 else { return true }
+        return o[0] == 127 || o[0] == 10 || o[0] == 0 || (o[0] == 172 && (16...31).contains(o[1])) || (o[0] == 192 && o[1] == 168)
+            || (o[0] == 169 && o[1] == 254) || (o[0] == 100 && (64...127).contains(o[1]))
+    }
+
+    static func randomBytes(_ n: Int) -> [UInt8] {
+        var g = SystemRandomNumberGenerator()
+        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+
+    static func randomHex(_ n: Int) -> String { randomBytes(n).map { String(format: "%02x", $0) }.joined() }
+}
+
+/// When a failed delivery is tried again: Standard Webhooks' schedule (5 s, 5 min, 30 min,
+/// 2 h, 5 h, 10 h, 10 h: about 28 hours in all), each delay with ±20% jitter; `scale`
+/// shrinks it for tests.
+public struct RetrySchedule: Sendable {
+    /// The delays after attempts 1, 2, … in seconds.
+    public var delays: [Double] = [5, 300, 1800, 7200, 18_000, 36_000, 36_000]
+    /// Multiplies every delay.
+    public var scale: Double
+
+    /// Makes the schedule.
+    public init(scale: Double = 1) { self.scale = scale }
+
+    /// The delay after `attempt` (from 1), or nil when the attempts are spent; `retryAfter`
+    /// (seconds, from a 429 or 503) is honoured when longer.
+    public func delay(after attempt: Int, retryAfter: Double? = nil) -> Double? {
+        guard attempt >= 1, attempt <= delays.count else { return nil }
+        let jittered = delays[attempt - 1] * scale * Double.random(in: 0.8...1.2)
+        return max(jittered, retryAfter ?? 0)
+    }
+
+    /// Whether a response or failure is worth retrying: 5xx, 408, 429, timeouts, connection errors.
+    public static func isRetriable(status: Int?) -> Bool {
+        guard let s = status else { return true }
+        return s >= 500 || s == 408 || s == 429
+    }
+}

@@ -1,0 +1,255 @@
+import AlmanacCore
+@testable import AlmanacPipeline
+import AlmanacPostgres
+@testable import AlmanacRuntime
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Testing
+
+/// A webhook receiver for tests: verifies every request's Standard Webhooks signature with its
+/// own HMAC, records what arrived, and answers with the status the test sets.
+final class WebhookReceiver: @unchecked Sendable {
+    struct Delivery {
+        var id: String
+        var body: Data
+        var signatureValid: Bool
+        var status: Int
+        var type: String?
+    }
+
+    private let lock = NSLock()
+    private var received: [Delivery] = []
+    private var statuses: [Int] = []
+    var secret = ""
+
+    /// The next requests' answers, in order; then 200.
+    func answer(_ codes: [Int]) { lock.withLock { statuses = codes } }
+
+    var deliveries: [Delivery] { lock.withLock { received } }
+
+    /// The accepted (2xx) deliveries.
+    var accepted: [Delivery] { deliveries.filter { (200..<300).contains($0.status) } }
+
+    func handle(id: String, timestamp: String, signature: String, body: Data) -> Int {
+        // The signature, computed here independently of the code under test.
+        let key = SymmetricKey(data: Data(base64Encoded: String(secret.dropFirst("whsec_".count))) ?? Data())
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(id).\(timestamp).".utf8) + body, using: key)
+        let expected = "v1," + Data(mac).base64EncodedString()
+        let valid = signature.split(separator: " ").contains { $0 == expected }
+        let type = (try? JSONValue(parsing: body))?["type"]?.stringValue
+        return lock.withLock {
+            let status = statuses.isEmpty ? 200 : statuses.removeFirst()
+            received.append(Delivery(id: id, body: body, signatureValid: valid, status: valid ? status : 401, type: type))
+            return valid ? status : 401
+        }
+    }
+
+    /// Runs `body` with the receiver listening on a free port.
+    func serve(_ body: (Int) async throws -> Void) async throws {
+        try await withHTTPServer({ router in
+            router.post("/hook") { request, _ in
+                var r = request
+                let bytes = try await r.collectBody(upTo: 1 << 24)
+                let h = request.headers
+                let code = self.handle(id: h[HTTPField.Name("webhook-id")!] ?? "", timestamp: h[HTTPField.Name("webhook-timestamp")!] ?? "",
+                                       signature: h[HTTPField.Name("webhook-signature")!] ?? "", body: Data(buffer: bytes))
+                return Response(status: HTTPResponse.Status(code: code))
+            }
+        }, body)
+    }
+}
+
+/// The whole pipeline on real Postgres, the mock cluster, the function processes and a real
+/// HTTP receiver: data arrival → predictor → forecast → export → signed webhook; then new
+/// actuals that breach the bound → retrain → new forecast → webhook.
+@Suite(.serialized) struct ForecastPipelineTests {
+    static let functions = ["ingest", "train", "forecast", "export", "monitor", "notify"]
+
+    /// Daily rows for items with a weekly pattern; `scale` multiplies the level.
+    func rows(items: [String], days: Range<Int>, scale: Double = 1) -> String {
+        let start = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01
+        var out = ""
+        for (k, item) in items.enumerated() {
+            for day in days {
+                let v = (100 + Double(k) * 20 + [0, 5, 10, 8, 3, -6, -12][day % 7] + Double(day % 5)) * scale
+                out += "\(item),\(RFC3339.format(start.addingTimeInterval(Double(day) * 86400)).prefix(10)),\(v)\n"
+            }
+        }
+        return out
+    }
+
+    func drop(_ d: TestDeployment, _ name: String, _ body: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: "\(d.dropDirectory)/shop", withIntermediateDirectories: true)
+        let path = "\(d.dropDirectory)/shop/\(name)"
+        try Data(("item_id,timestamp,target_value\n" + body).utf8).write(to: URL(fileURLWithPath: path))
+        return "file://" + path
+    }
+
+    func arrive(_ d: TestDeployment, _ url: String) async throws {
+        var e = CloudEvent(id: UUID().uuidString.lowercased(), source: "test", type: "almanac.data.arrived", subject: "shop",
+                           json: ["dataset": "shop", "url": .string(url)])
+        e.tenant = "default"
+        try await d.publish(e)
+    }
+
+    func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+
+    @Test func dataArrivalToWebhookThenBreachRetrainsAndForecastsAgain() async throws {
+        let receiver = WebhookReceiver()
+        try await receiver.serve { port in
+            let d = try await TestDeployment(functions: [], pipeline: Self.functions)
+            try await DatasetStore.create(Dataset(tenant: "default", name: "shop", horizon: 7, frequency: "daily"), in: d.db)
+            let endpoint = try await Webhooks.add(tenant: "default", url: "http://127.0.0.1:\(port)/hook",
+                                                  eventTypes: ["almanac.forecast.*", "almanac.accuracy.breached"], allowPrivate: true, in: d.db)
+            receiver.secret = endpoint.secret
+            try await d.startControlPlane()
+
+            // First data: 3 items × 56 days → a predictor, a forecast, the export, a webhook.
+            try await arrive(d, try drop(d, "history.csv", rows(items: ["A", "B", "C"], days: 0..<56)))
+            try await waitFor("the first exported webhook") { receiver.accepted.contains { $0.type == "almanac.forecast.exported" } }
+            #expect(try await d.count("SELECT count(*) AS n FROM predictors") == 1)
+            #expect(try await d.count("SELECT count(*) AS n FROM predictor_items") == 3)
+            #expect(try await d.count("SELECT count(*) AS n FROM latest_forecasts WHERE dataset = 'shop'") == 21)
+            let first = try await d.db.query("SELECT DISTINCT forecast_id FROM latest_forecasts")
+            #expect(first.count == 1)
+            let firstID = try #require(first.first?.text("forecast_id"))
+            let csv = try String(contentsOfFile: "\(d.exportDirectory)/shop/\(firstID).csv", encoding: .utf8)
+            #expect(csv.hasPrefix("item_id,date,p10,p50,p90\n"))
+            #expect(csv.split(separator: "\n").count == 22)
+            let svg = try String(contentsOfFile: "\(d.exportDirectory)/shop/\(firstID).svg", encoding: .utf8)
+            #expect(svg.contains("<svg") && svg.contains("<polygon") && svg.contains(">A<"))
+            // Quantiles in the table never cross.
+            #expect(try await d.count("SELECT count(*) AS n FROM latest_forecasts WHERE NOT (q[1] <= q[2] AND q[2] <= q[3])") == 0)
+
+            // Later actuals at three times the level: the monitor breaches, the train function
+            // retrains, a new forecast is exported and delivered.
+            try await arrive(d, try drop(d, "week9.csv", rows(items: ["A", "B", "C"], days: 56..<63, scale: 3)))
+            try await waitFor("the breach and the retrained forecast") {
+                try await d.count("SELECT count(*) AS n FROM predictors") == 2
+                    && receiver.accepted.filter { $0.type == "almanac.forecast.exported" }.count >= 3
+                    && receiver.accepted.contains { $0.type == "almanac.accuracy.breached" }
+            }
+            let m = try await d.db.query("SELECT wape, bound, breached FROM accuracy_measurements")
+            #expect(m.count == 1)
+            #expect(m.first?.text("breached") == "t")
+            #expect(try m.first?.decode("wape", as: Double.self) ?? 0 > 0.5)
+            let retrained = try await d.db.query("SELECT dataset_version FROM predictors ORDER BY created_at")
+            #expect(retrained.map { $0.text("dataset_version") } == ["1", "2"])
+            try await waitFor("the latest forecast from the new predictor") {
+                try await d.count("""
+                    SELECT count(*) AS n FROM latest_forecasts l JOIN forecasts f ON f.id = l.forecast_id
+                    JOIN predictors p ON p.id = f.predictor_id WHERE p.dataset_version = 2
+                    """) == 21
+            }
+
+            // Every delivery was signed; every webhook-id arrived with one body only.
+            #expect(receiver.deliveries.allSatisfy { $0.signatureValid })
+            var bodies: [String: Data] = [:]
+            for r in receiver.deliveries {
+                #expect(bodies[r.id] == nil || bodies[r.id] == r.body, "webhook-id \(r.id) arrived with two payloads")
+                bodies[r.id] = r.body
+            }
+            #expect(try await d.count("SELECT count(*) AS n FROM webhook_deliveries WHERE state <> 'delivered'") == 0)
+            #expect(try await d.count("SELECT count(*) AS n FROM dead_letters") == 0)
+            await d.shutdown()
+        }
+    }
+
+    @Test func receiverDownThenBackGetsEachWebhookOnceAndGoneDisablesTheEndpoint() async throws {
+        let receiver = WebhookReceiver()
+        try await receiver.serve { port in
+            var d = try await TestDeployment(functions: [], pipeline: ["notify"])
+            d.environment = ["ALMANAC_WEBHOOK_RETRY_SCALE": "0.002"]  // 10 ms, 0.6 s, 3.6 s, …
+            let endpoint = try await Webhooks.add(tenant: "default", url: "http://127.0.0.1:\(port)/hook",
+                                                  eventTypes: ["almanac.forecast.exported"], allowPrivate: true, in: d.db)
+            receiver.secret = endpoint.secret
+            receiver.answer([503, 500, 429])
+            try await d.startControlPlane()
+            var e = CloudEvent(id: "exp-1", source: "test", type: "almanac.forecast.exported", subject: "shop",
+                               json: ["dataset": "shop", "forecast_id": "fc-1", "rows": 3, "csv": "/x.csv", "chart": "/x.svg"])
+            e.tenant = "default"
+            try await d.publish(e)
+            try await waitFor("the delivery after three failures", timeout: .seconds(60)) { !receiver.accepted.isEmpty }
+            let rows = try await d.db.query("SELECT state, attempts, webhook_id FROM webhook_deliveries")
+            #expect(rows.count == 1)
+            #expect(rows.first?.text("state") == "delivered")
+            #expect(rows.first?.text("attempts") == "4")
+            #expect(try await d.count("SELECT count(*) AS n FROM webhook_attempts") == 4)
+            #expect(Set(receiver.deliveries.map(\.id)) == [rows.first?.text("webhook_id") ?? ""])
+            #expect(Set(receiver.deliveries.map(\.body)).count == 1, "every attempt carried the same body")
+            #expect(receiver.accepted.count == 1)
+
+            // 400 fails at once; 410 disables the endpoint.
+            receiver.answer([400])
+            e.id = "exp-2"
+            try await d.publish(e)
+            try await waitFor("the 400") { try await d.count("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'failed'") == 1 }
+            #expect(try await d.count("SELECT attempts AS n FROM webhook_deliveries WHERE event_id = 'exp-2'") == 1)
+            receiver.answer([410])
+            e.id = "exp-3"
+            try await d.publish(e)
+            try await waitFor("the 410") { try await d.count("SELECT count(*) AS n FROM webhook_endpoints WHERE disabled_at IS NOT NULL") == 1 }
+            await d.shutdown()
+        }
+    }
+
+    @Test func droppedFileIsAnnouncedAndIngested() async throws {
+        var d = try await TestDeployment(functions: [], pipeline: ["ingest"])
+        d.watchDropFolder = true
+        try await DatasetStore.create(Dataset(tenant: "default", name: "shop", horizon: 7), in: d.db)
+        try await d.startControlPlane()
+        _ = try drop(d, "dropped.csv", rows(items: ["A"], days: 0..<10))
+        try await waitFor("the dropped file's version") { try await d.count("SELECT count(*) AS n FROM dataset_versions") == 1 }
+        #expect(try await d.count("SELECT count(*) AS n FROM observations") == 10)
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await d.count("SELECT count(*) AS n FROM ingest_reports") == 1, "a file is announced once")
+        await d.shutdown()
+    }
+}
+
+/// Webhook signing, matching, address checks and the retry schedule, directly.
+@Suite struct WebhookUnitTests {
+    @Test func signatureMatchesTheStandardWebhooksExample() {
+        // The example of the Standard Webhooks specification.
+        let sig = Webhooks.signature(secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                                     timestamp: 1_614_265_330, body: Data(#"{"test": 2432232314}"#.utf8))
+        #expect(sig == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+    }
+
+    @Test func typesMatchExactlyOrByPrefix() {
+        let e = WebhookEndpoint(id: "ep", tenant: "t", url: "http://x", eventTypes: ["almanac.forecast.*", "almanac.accuracy.breached"],
+                                secret: "whsec_", allowPrivate: false)
+        #expect(e.wants("almanac.forecast.created") && e.wants("almanac.forecast.exported") && e.wants("almanac.accuracy.breached"))
+        #expect(!e.wants("almanac.dataset.imported") && !e.wants("almanac.accuracy.breachedX"))
+    }
+
+    @Test func privateAddressesAreRefusedUnlessAllowed() throws {
+        for url in ["http://127.0.0.1:8080/h", "http://localhost/h", "http://10.1.2.3/h", "http://192.168.0.9/h", "http://172.20.0.1/h",
+                    "http://169.254.169.254/latest", "http://[::1]/h"] {
+            #expect(throws: PipelineError.self, "\(url)") { try Webhooks.checkURL(url, allowPrivate: false) }
+            try Webhooks.checkURL(url, allowPrivate: true)
+        }
+        #expect(throws: PipelineError.self) { try Webhooks.checkURL("ftp://example.com/x", allowPrivate: true) }
+        #expect(!Webhooks.isPrivate("93.184.216.34") && !Webhooks.isPrivate("172.32.0.1"))
+    }
+
+    @Test func retriesSpanAboutADayWithJitterAndHonourRetryAfter() {
+        let s = RetrySchedule()
+        let total = (1...7).compactMap { s.delay(after: $0) }.reduce(0, +)
+        #expect(total > 20 * 3600 && total < 34 * 3600, "\(total / 3600) hours")
+        #expect(s.delay(after: 8) == nil)
+        #expect(s.delay(after: 1, retryAfter: 120) == 120)
+        #expect(RetrySchedule.isRetriable(status: 503) && RetrySchedule.isRetriable(status: 429) && RetrySchedule.isRetriable(status: 408))
+        #expect(RetrySchedule.isRetriable(status: nil), "timeouts and connection errors")
+        #expect(!RetrySchedule.isRetriable(status: 400) && !RetrySchedule.isRetriable(status: 404) && !RetrySchedule.isRetriable(status: 410))
+    }
+}

@@ -1,0 +1,5 @@
+import AlmanacPipeline
+import AlmanacRuntime
+
+// The monitor function: the live forecast's error on new actuals → accuracy.breached (see MonitorFunction).
+await FunctionMain.run(MonitorFunction())
