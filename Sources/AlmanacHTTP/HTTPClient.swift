@@ -17,10 +17,17 @@ public struct HTTPClientRequest: Sendable {
     public var connectTimeout: Double
     /// Whether to follow redirects (off by default: a webhook must not be bounced elsewhere).
     public var followRedirects: Bool
+    /// When set, the response body is streamed into this file instead of memory (downloads).
+    public var bodyFile: String?
+    /// The largest body accepted; a longer one fails the request (`HTTPClientError.Code.tooLarge`).
+    public var maxBodyBytes: Int?
 
     /// Makes a request.
     public init(method: String, url: String, headers: [(String, String)] = [], body: Data? = nil,
-                timeout: Double = 30, connectTimeout: Double = 10, followRedirects: Bool = false) {
+                timeout: Double = 30, connectTimeout: Double = 10, followRedirects: Bool = false, bodyFile: String? = nil,
+                maxBodyBytes: Int? = nil) {
+        self.bodyFile = bodyFile
+        self.maxBodyBytes = maxBodyBytes
         self.method = method
         self.url = url
         self.headers = headers
@@ -61,6 +68,8 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
         case tls
         /// The URL or request is malformed.
         case invalidRequest = "invalid_request"
+        /// The body passed `maxBodyBytes`, or could not be written to `bodyFile`.
+        case tooLarge = "too_large"
         /// Anything else libcurl reports.
         case other
     }
@@ -132,6 +141,14 @@ public final class HTTPClient: @unchecked Sendable {
         let h = take()
         defer { give(h) }
         let sink = ResponseSink()
+        if let path = request.bodyFile {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+                throw HTTPClientError(code: .other, message: "cannot create \(path) for the download", url: request.url)
+            }
+            sink.file = handle
+        }
+        defer { try? sink.file?.close() }
+        sink.limit = request.maxBodyBytes ?? Int.max
         let sinkPtr = Unmanaged.passUnretained(sink).toOpaque()
         var list: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(list) }
@@ -176,6 +193,7 @@ public final class HTTPClient: @unchecked Sendable {
                  CURLE_SSL_CACERT_BADFILE:
                 kind = .tls
             case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: kind = .invalidRequest
+            case CURLE_WRITE_ERROR: kind = .tooLarge
             default: kind = .other
             }
             throw HTTPClientError(code: kind, message: message, url: safeURL)
@@ -192,6 +210,22 @@ public final class HTTPClient: @unchecked Sendable {
 final class ResponseSink {
     var body = Data()
     var headerLines: [String] = []
+    /// Where the body goes instead of `body`, for downloads.
+    var file: FileHandle?
+    /// Body bytes so far, and the most allowed.
+    var received = 0, limit = Int.max
+
+    /// Takes one chunk; false stops the transfer (over the limit, or the file cannot be written).
+    func take(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        received += chunk.count
+        guard received <= limit else { return false }
+        if let file {
+            do { try file.write(contentsOf: Data(chunk)) } catch { return false }
+        } else {
+            body.append(contentsOf: chunk)
+        }
+        return true
+    }
 
     /// Headers of the last response (after any 1xx or redirect responses).
     func finalHeaders() -> [(String, String)] {
@@ -208,8 +242,8 @@ final class ResponseSink {
 private let curlWriteBody: almanac_curl_data_cb = { ptr, size, count, userdata in
     guard let ptr, let userdata else { return 0 }
     let n = size * count
-    Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue().body.append(UnsafeRawPointer(ptr).assumingMemoryBound(to: UInt8.self), count: n)
-    return n
+    let ok = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue().take(UnsafeRawBufferPointer(start: ptr, count: n))
+    return ok ? n : 0
 }
 
 private let curlWriteHeader: almanac_curl_data_cb = { ptr, size, count, userdata in

@@ -22,7 +22,7 @@ public struct DropFolder: Sendable {
             guard let url = URL(string: path), url.isFileURL else { throw PipelineError("\"\(location)\" is not a valid file:// URL") }
             path = url.path
         } else if path.contains("://") {
-            throw PipelineError("\"\(location)\" uses an unsupported scheme; give a file:// URL inside the drop folder")
+            throw PipelineError("\"\(location)\" uses an unsupported scheme; give a file:// URL inside the drop folder or an http(s):// URL")
         }
         let candidate = path.hasPrefix("/") ? URL(fileURLWithPath: path) : root.appendingPathComponent(path)
         let resolved = candidate.resolvingSymlinksInPath().standardizedFileURL

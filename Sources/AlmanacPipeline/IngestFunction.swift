@@ -3,7 +3,8 @@ import AlmanacPostgres
 import AlmanacRuntime
 import Foundation
 
-/// The ingest function: on `almanac.data.arrived`, loads the named file into the dataset and
+/// The ingest function: on `almanac.data.arrived`, loads the named file (a `file://` path in the
+/// drop folder, or an `http(s)://` URL fetched with libcurl) into the dataset and
 /// emits `almanac.dataset.imported`, or `almanac.dataset.rejected` with the report when the
 /// file is refused (the dataset then stays as it was).
 ///
@@ -13,9 +14,14 @@ import Foundation
 public struct IngestFunction: FunctionHandler {
     /// Where files may come from.
     public let drop: DropFolder
+    /// How http(s) URLs are fetched.
+    public let fetcher: DataFetcher
 
     /// Makes the handler.
-    public init(drop: DropFolder) { self.drop = drop }
+    public init(drop: DropFolder, fetcher: DataFetcher = DataFetcher()) {
+        self.drop = drop
+        self.fetcher = fetcher
+    }
 
     /// Ingests one data arrival.
     public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
@@ -29,11 +35,15 @@ public struct IngestFunction: FunctionHandler {
         }
         var ingest = Ingest(dataset: dataset, id: event.id, source: location)
         let file: URL
-        do { file = try drop.resolve(location) } catch let e as PipelineError {
+        let fetched = location.lowercased().hasPrefix("http://") || location.lowercased().hasPrefix("https://")
+        do {
+            file = fetched ? try await fetcher.fetch(location, id: event.id) : try drop.resolve(location)
+        } catch let e as PipelineError {
             var report = IngestReport()
             report.rejection = e.message
             return reject(ingest, report, context)
         }
+        defer { if fetched { try? FileManager.default.removeItem(at: file) } }
         let report = try await ingest.stage(file: file, db: db)
         guard report.rejection == nil else {
             try await ingest.discard(db: db)

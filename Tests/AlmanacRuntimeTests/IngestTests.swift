@@ -3,6 +3,7 @@ import AlmanacPipeline
 import AlmanacPostgres
 @testable import AlmanacRuntime
 import Foundation
+import Hummingbird
 import Testing
 
 /// The ingest function end to end: real Postgres, the mock cluster, the `fn-ingest` process.
@@ -163,5 +164,33 @@ import Testing
         let rejected = try await EventArchive.select(in: d.db, since: nil, until: nil, type: "almanac.dataset.rejected", subject: nil, causation: nil)
         #expect(rejected.count == cases.count + 1)
         await d.shutdown()
+    }
+
+    @Test func httpURLsAreFetchedWithLibcurlAndPrivateHostsNeedTheAllowFlag() async throws {
+        let body = "item_id,timestamp,target_value\n" + (0..<20).map { "A,2026-01-\(String(format: "%02d", $0 + 1)),\($0)\n" }.joined()
+        try await withHTTPServer({ router in
+            router.get("/data.csv") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: body))) }
+            router.get("/gone.csv") { _, _ in Response(status: .notFound) }
+        }) { port in
+            var d = try await TestDeployment(functions: [], pipeline: ["ingest"])
+            d.environment = ["ALMANAC_INGEST_ALLOW_PRIVATE": "1"]
+            try await DatasetStore.create(Dataset(tenant: "default", name: "sales", horizon: 3), in: d.db)
+            try await d.startControlPlane()
+            let ok = try await arrive(d, url: "http://127.0.0.1:\(port)/data.csv")
+            #expect(ok.accepted && ok.report["rows_read"]?.intValue == 20, "\(ok.report)")
+            #expect(try await d.count("SELECT count(*) AS n FROM observations") == 20)
+            let gone = try await arrive(d, url: "http://127.0.0.1:\(port)/gone.csv")
+            #expect(!gone.accepted && gone.report["reason"]?.stringValue?.contains("answered 404") == true, "\(gone.report)")
+            await d.shutdown()
+
+            // Without the flag, a loopback URL is refused before any request.
+            let strict = try await TestDeployment(functions: [], pipeline: ["ingest"])
+            try await DatasetStore.create(Dataset(tenant: "default", name: "sales", horizon: 3), in: strict.db)
+            try await strict.startControlPlane()
+            let refused = try await arrive(strict, url: "http://127.0.0.1:\(port)/data.csv")
+            #expect(!refused.accepted && refused.report["reason"]?.stringValue?.contains("loopback or private") == true, "\(refused.report)")
+            #expect(try await strict.count("SELECT count(*) AS n FROM observations") == 0)
+            await strict.shutdown()
+        }
     }
 }
