@@ -73,6 +73,7 @@ let package = Package(
         .executableTarget(name: "almanac", dependencies: [
             "AlmanacPipeline", "AlmanacRuntime", "AlmanacHTTP", "AlmanacKafka", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Hummingbird", package: "hummingbird"),
         ]),
 
         // Small functions that prove the runtime with any handler.

@@ -202,6 +202,81 @@ final class WebhookReceiver: @unchecked Sendable {
         }
     }
 
+    @Test("kill -9 of pipeline functions mid-run loses and duplicates nothing", arguments: [7, 19] as [UInt64])
+    func killNineMidPipeline(seed: UInt64) async throws {
+        var rng = SplitMix64(state: seed)
+        let receiver = WebhookReceiver()
+        try await receiver.serve { port in
+            let d = try await TestDeployment(functions: [], pipeline: Self.functions)
+            defer { killInstances(of: d) }
+            let items = (0..<12).map { "I\($0)" }
+            try await DatasetStore.create(Dataset(tenant: "default", name: "shop", horizon: 7, frequency: "daily"), in: d.db)
+            let endpoint = try await Webhooks.add(tenant: "default", url: "http://127.0.0.1:\(port)/hook",
+                                                  eventTypes: ["almanac.forecast.exported", "almanac.accuracy.breached"], allowPrivate: true, in: d.db)
+            receiver.secret = endpoint.secret
+            try await d.startControlPlane()
+            try await arrive(d, try drop(d, "history.csv", rows(items: items, days: 0..<84)))
+            // Kill function instances at random while the first arrival goes through the chain
+            // to its export; then send the breaching second arrival and keep killing. In each
+            // phase a function is killed at most twice, so no event uses up its three attempts
+            // on kills alone (an event whose handling kills its process every time is
+            // dead-lettered by design).
+            var total = 0
+            func chaos(until done: () async throws -> Bool, limit: Duration) async throws {
+                var kills: [String: Int] = [:]
+                let end = ContinuousClock.now + limit
+                while ContinuousClock.now < end, !(try await done()) {
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 300...900, using: &rng)))
+                    let victims = instancePIDs(of: d).filter { kills[functionName(of: $0), default: 0] < 2 }
+                    if let pid = victims.randomElement(using: &rng) {
+                        kills[functionName(of: pid), default: 0] += 1
+                        total += 1
+                        kill(pid, SIGKILL)
+                    }
+                }
+            }
+            try await chaos(until: {
+                try await d.count("SELECT count(*) AS n FROM event_archive WHERE type = 'almanac.forecast.exported'") > 0
+            }, limit: .seconds(120))
+            try await arrive(d, try drop(d, "later.csv", rows(items: items, days: 84..<91, scale: 3)))
+            try await chaos(until: { false }, limit: .seconds(8))
+            try await waitFor("the retrained forecast's webhook", timeout: .seconds(180)) {
+                let predictors = try await d.count("SELECT count(*) AS n FROM predictors")
+                let forecasts = try await d.count("SELECT count(*) AS n FROM forecasts")
+                let delivered = try await d.count("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'delivered'")
+                let announced = try await d.count("""
+                    SELECT count(*) AS n FROM event_archive WHERE type IN ('almanac.forecast.exported', 'almanac.accuracy.breached')
+                    """)
+                let latest = try await d.count("""
+                    SELECT count(*) AS n FROM latest_forecasts l JOIN forecasts f ON f.id = l.forecast_id
+                    JOIN predictors p ON p.id = f.predictor_id WHERE p.dataset_version = 2
+                    """)
+                return predictors == 2 && forecasts >= 3 && delivered == announced && latest == items.count * 7
+            }
+            #expect(total > 0)
+            let dead = try await d.db.query("SELECT stage, error FROM dead_letters")
+            #expect(dead.isEmpty, "dead letters: \(dead.map { ($0.text("stage") ?? "") + ": " + ($0.text("error") ?? "") })")
+            // One predictor per version, each with every item; every forecast whole.
+            #expect(try await d.count("SELECT count(*) AS n FROM predictor_items") == 2 * items.count)
+            #expect(try await d.count("""
+                SELECT count(*) AS n FROM (SELECT f.id FROM forecasts f LEFT JOIN forecast_points p ON p.forecast_id = f.id
+                GROUP BY f.id HAVING count(p.*) <> \(items.count * 7)) broken
+                """) == 0)
+            #expect(try await d.count("SELECT count(DISTINCT forecast_id) AS n FROM latest_forecasts") == 1)
+            #expect(try await d.count("SELECT count(*) AS n FROM accuracy_measurements") == 1)
+            // Each delivery reached the receiver with one body per webhook-id.
+            let delivered = Set(try await d.db.query("SELECT webhook_id FROM webhook_deliveries").compactMap { $0.text("webhook_id") })
+            #expect(Set(receiver.accepted.map(\.id)) == delivered)
+            var bodies: [String: Data] = [:]
+            for r in receiver.deliveries {
+                #expect(bodies[r.id] == nil || bodies[r.id] == r.body, "webhook-id \(r.id) arrived with two payloads")
+                bodies[r.id] = r.body
+            }
+            #expect(receiver.deliveries.allSatisfy { $0.signatureValid })
+            await d.shutdown()
+        }
+    }
+
     @Test func droppedFileIsAnnouncedAndIngested() async throws {
         var d = try await TestDeployment(functions: [], pipeline: ["ingest"])
         d.watchDropFolder = true
@@ -214,6 +289,18 @@ final class WebhookReceiver: @unchecked Sendable {
         #expect(try await d.count("SELECT count(*) AS n FROM ingest_reports") == 1, "a file is announced once")
         await d.shutdown()
     }
+}
+
+/// The function an instance process runs (from its manifest path), or "".
+func functionName(of pid: Int32) -> String {
+    guard let env = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return "" }
+    for entry in env.split(separator: 0) {
+        let text = String(decoding: entry, as: UTF8.self)
+        if text.hasPrefix("ALMANAC_FUNCTION_MANIFEST=") {
+            return URL(fileURLWithPath: String(text.dropFirst("ALMANAC_FUNCTION_MANIFEST=".count))).deletingLastPathComponent().lastPathComponent
+        }
+    }
+    return ""
 }
 
 /// Webhook signing, matching, address checks and the retry schedule, directly.
