@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: deps build run run-chain test unit bench-router bench-m4 clean
+.PHONY: deps build run run-chain test unit bench-router bench-ingest bench-pipeline bench-m4 clean
 
 deps:
 	@infra/local/install-deps.sh
@@ -35,6 +35,17 @@ unit: deps
 bench-router: deps
 	$(SWIFT) build -c release --product almanac
 	.build/release/almanac bench router
+
+# Ingest next to psql \copy of the same file, and the whole chain (data arrival → webhook),
+# both on M4 Hourly; the last line of each is JSON.
+M4 ?= ../shared/data/m4
+bench-ingest: deps
+	$(SWIFT) build -c release --product almanac
+	.build/release/almanac bench ingest --file $(M4)/hourly-train.csv
+
+bench-pipeline: deps
+	$(SWIFT) build -c release
+	.build/release/almanac bench pipeline --file $(M4)/hourly-train.csv --horizon 48 --frequency hourly
 
 # The forecasting library on M4 Hourly and Weekly, scored by ../shared/tools/m4_score.py.
 bench-m4: deps
