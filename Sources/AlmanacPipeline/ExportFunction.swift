@@ -1,4 +1,5 @@
 import AlmanacCore
+import AlmanacForecast
 import AlmanacPostgres
 import AlmanacRuntime
 import Foundation
@@ -34,7 +35,7 @@ public struct ExportFunction: FunctionHandler {
         // The CSV, written whole to a temporary name and renamed.
         let dir = URL(fileURLWithPath: folder).appendingPathComponent(name)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        var csv = "item_id,date," + levels.map { "p" + String(format: "%g", ($0 * 1000).rounded() / 10) }.joined(separator: ",") + "\n"
+        var csv = "item_id,date," + levels.map(ForecastEngine.columnName(for:)).joined(separator: ",") + "\n"
         var byItem: [(String, [(Date, [Double])])] = []
         for p in points {
             let item = p.text("item_id") ?? ""
@@ -59,8 +60,9 @@ public struct ExportFunction: FunctionHandler {
                                               steps: steps, levels: levels))
         }
         let chartURL = dir.appendingPathComponent("\(id).svg")
-        try write(ForecastChart.svg(title: "\(name) — forecast \(id)", panels: panels), to: chartURL)
-        try write(ForecastChart.svg(title: "\(name) — forecast \(id)", panels: panels), to: dir.appendingPathComponent("latest.svg"))
+        let chart = ForecastChart.svg(title: "\(name) — forecast \(id)", panels: panels)
+        try write(chart, to: chartURL)
+        try write(chart, to: dir.appendingPathComponent("latest.svg"))
 
         let createdAt: Date = try f.decode("created_at")
         context.write { tx in

@@ -32,23 +32,14 @@ public struct MonitorFunction: FunctionHandler {
         }
         let forecastID: String = try f.decode("id")
         let levels = (f.text("q") ?? "").split(separator: ",").compactMap { Double($0) }
-        let pairs = try await db.query("""
-            SELECT p.item_id, o.value, array_to_string(p.q, ',') AS q FROM forecast_points p
-            JOIN observations o ON o.tenant = $2 AND o.dataset = $3 AND o.item_id = p.item_id AND o.ts = p.ts
-            WHERE p.forecast_id = $1 ORDER BY p.item_id, p.ts
-            """, [forecastID, dataset.tenant, dataset.name])
-        guard !pairs.isEmpty else {
+        let (score, points) = try await measure(forecastID: forecastID, levels: levels, dataset: dataset, db: db)
+        guard points > 0 else {
             context.logger.info("new actuals do not overlap the live forecast", metadata: ["dataset": "\(name)", "forecast": "\(forecastID)"])
             return
         }
-        var accuracy = ForecastAccuracy(levels: levels)
-        for r in pairs {
-            accuracy.add(actual: try r.decode("value"), quantiles: (r.text("q") ?? "").split(separator: ",").compactMap { Double($0) })
-        }
-        let mase = try await scaledError(forecastID: forecastID, dataset: dataset, db: db)
+        let wape = score.value("WAPE") ?? .nan, mase = score.value("MASE") ?? .nan, wql = score.value("avg_wQL") ?? .nan
         let backtestWAPE = f.text("backtest_wape").flatMap(Double.init)
         let bound = dataset.retrainWAPE ?? (backtestWAPE ?? .infinity) * dataset.retrainFactor
-        let wape = accuracy.wape, wql = accuracy.wql, points = accuracy.points
         let breached = wape.isFinite && wape > bound
         let first = breached && f.text("breached") != "t"
         context.write { tx in
@@ -61,9 +52,9 @@ public struct MonitorFunction: FunctionHandler {
         }
         var data: [String: JSONValue] = [
             "dataset": .string(name), "forecast_id": .string(forecastID), "dataset_version": .number(Double(version)),
-            "points": .number(Double(accuracy.points)), "bound": .number(bound.isFinite ? bound : -1),
+            "points": .number(Double(points)), "bound": .number(bound.isFinite ? bound : -1),
         ]
-        for (k, v) in [("wape", wape), ("mase", mase), ("wql", accuracy.wql)] where v.isFinite { data[k] = .number(v) }
+        for (k, v) in [("wape", wape), ("mase", mase), ("wql", wql)] where v.isFinite { data[k] = .number(v) }
         if first {
             context.emit(type: "almanac.accuracy.breached", subject: name, json: .object(data))
             context.logger.warning("forecast accuracy breached its bound; retraining", metadata: [
@@ -76,55 +67,40 @@ public struct MonitorFunction: FunctionHandler {
 
     func finite(_ v: Double) -> Double? { v.isFinite ? v : nil }
 
-    /// MASE of the p50 over the overlapping actuals, per item against its seasonal-naive
-    /// scale on the history before the forecast, averaged over items.
-    func scaledError(forecastID: String, dataset: Dataset, db: PostgresConnection) async throws -> Double {
+    /// Scores the stored forecast on the actuals that overlap it, with the library's
+    /// `BacktestScore`: WAPE of the p50, mean wQL, and MASE per item against its seasonal-naive
+    /// scale on the history before the forecast.
+    /// - Returns: the score and how many points were scored.
+    func measure(forecastID: String, levels: [Double], dataset: Dataset, db: PostgresConnection) async throws -> (BacktestScore, Int) {
         let data = try await DatasetSeries.load(dataset, from: db)
-        let points = try await db.query("""
+        let rows = try await db.query("""
             SELECT item_id, extract(epoch FROM ts)::float8 AS t, array_to_string(q, ',') AS q FROM forecast_points
             WHERE forecast_id = $1 ORDER BY item_id, ts
             """, [forecastID])
-        var byItem: [String: [(Date, Double)]] = [:]
-        let mid = { (q: [Double]) in q.isEmpty ? Double.nan : q[q.count / 2] }
-        for r in points {
+        var steps: [String: [(Date, [Double])]] = [:]
+        for r in rows {
             let q = (r.text("q") ?? "").split(separator: ",").compactMap { Double($0) }
-            byItem[r.text("item_id") ?? "", default: []].append((Date(timeIntervalSince1970: try r.decode("t")), mid(q)))
+            guard q.count == levels.count else { continue }
+            steps[r.text("item_id") ?? "", default: []].append((Date(timeIntervalSince1970: try r.decode("t")), q))
         }
-        var mases: [Double] = []
+        var score = BacktestScore(levels: levels)
+        var points = 0
         for s in data.series {
-            guard let steps = byItem[s.id], let start = steps.first?.0 else { continue }
-            let cut = s.values.indices.first { s.timestamp(at: $0) >= start } ?? s.values.count
-            let actual = steps.compactMap { step in s.values.indices.first { s.timestamp(at: $0) == step.0 }.map { (s.values[$0], step.1) } }
-            guard !actual.isEmpty, cut > 1 else { continue }
-            let m = Metrics.mase(actual: actual.map(\.0), forecast: actual.map(\.1), insample: Array(s.values[..<cut]), season: s.frequency.defaultSeasons.first ?? 1)
-            if m.isFinite { mases.append(m) }
+            guard let item = steps[s.id], let start = item.first?.0 else { continue }
+            // Indices of the series from the forecast's first step on, by timestamp.
+            var index: [Date: Int] = [:]
+            var i = s.values.count - 1
+            while i >= 0, s.timestamp(at: i) >= start { index[s.timestamp(at: i)] = i; i -= 1 }
+            let cut = i + 1
+            let matched = item.compactMap { step in index[step.0].map { (s.values[$0], step.1) } }
+            guard !matched.isEmpty, cut > 1 else { continue }
+            var quantiles: [Double: [Double]] = [:]
+            for (k, l) in levels.enumerated() { quantiles[l] = matched.map { $0.1[k] } }
+            let median = levels.firstIndex { abs($0 - 0.5) < 1e-9 } ?? levels.count / 2
+            score.add(actual: matched.map(\.0), forecast: Forecast(mean: matched.map { $0.1[median] }, quantiles: quantiles),
+                      insample: Array(s.values[..<cut]), season: s.frequency.defaultSeasons.first ?? 1)
+            points += matched.count
         }
-        return mases.isEmpty ? .nan : mases.reduce(0, +) / Double(mases.count)
+        return (score, points)
     }
-}
-
-/// Accuracy of stored forecast points against actuals: WAPE of the median and the mean wQL.
-struct ForecastAccuracy {
-    let levels: [Double]
-    var absActual = 0.0, absError = 0.0
-    var pinball: [Double]
-    var points = 0
-
-    init(levels: [Double]) {
-        self.levels = levels
-        pinball = [Double](repeating: 0, count: levels.count)
-    }
-
-    /// Adds one point: the actual and the forecast's quantiles in `levels` order.
-    mutating func add(actual y: Double, quantiles q: [Double]) {
-        guard q.count == levels.count, !q.isEmpty else { return }
-        let median = levels.firstIndex { abs($0 - 0.5) < 1e-9 } ?? q.count / 2
-        absActual += abs(y)
-        absError += abs(y - q[median])
-        for (i, l) in levels.enumerated() { pinball[i] += y >= q[i] ? l * (y - q[i]) : (1 - l) * (q[i] - y) }
-        points += 1
-    }
-
-    var wape: Double { absActual == 0 ? .nan : absError / absActual }
-    var wql: Double { absActual == 0 ? .nan : pinball.map { 2 * $0 / absActual }.reduce(0, +) / Double(levels.count) }
 }

@@ -33,6 +33,11 @@ public struct Predictor: Sendable {
         .object(metrics.filter { $0.value.isFinite }.mapValues { .number($0) })
     }
 
+    /// A score's metrics by name.
+    static func dictionary(_ score: BacktestScore) -> [String: Double] {
+        Dictionary(score.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// Trains on every series: AutoML with backtests per item, in parallel.
     /// - Parameter progress: called with (items done, total).
     public static func train(id: String, dataset d: Dataset, data: DatasetSeries,
@@ -46,10 +51,10 @@ public struct Predictor: Sendable {
         for (s, choice) in zip(data.series, results) {
             pooled.merge(choice.backtest)
             items.append(Item(id: s.id, model: choice.model, method: choice.forecast.method,
-                              metrics: Dictionary(choice.backtest.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })))
+                              metrics: Self.dictionary(choice.backtest)))
         }
         return Predictor(id: id, tenant: d.tenant, dataset: d.name, datasetVersion: data.version, items: items,
-                         metrics: Dictionary(pooled.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }))
+                         metrics: Self.dictionary(pooled))
     }
 
     /// Stores the predictor (inside the function's commit transaction).

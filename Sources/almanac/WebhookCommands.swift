@@ -1,4 +1,5 @@
 import AlmanacCore
+import AlmanacForecast
 import AlmanacKafka
 import AlmanacPipeline
 import AlmanacRuntime
@@ -124,7 +125,7 @@ struct Query: AsyncParsableCommand {
             throw ValidationError("no forecast for dataset \(dataset)\(item.map { ", item \($0)" } ?? "") yet")
         }
         let levels = (first.text("levels") ?? "").split(separator: ",").compactMap { Double($0) }
-        print("item_id,date," + levels.map { "p" + String(format: "%g", ($0 * 1000).rounded() / 10) }.joined(separator: ","))
+        print("item_id,date," + levels.map(ForecastEngine.columnName(for:)).joined(separator: ","))
         for r in rows {
             let ts: Date = try r.decode("ts")
             print("\(r.text("item_id") ?? ""),\(RFC3339.format(ts)),\(r.text("q") ?? "")")
