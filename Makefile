@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: deps build run run-chain test unit bench-router bench-ingest bench-pipeline bench-m4 clean
+.PHONY: deps build run run-chain test unit bench-router bench-ingest bench-pipeline bench-m4 bench-deep clean
 
 deps:
 	@infra/local/install-deps.sh
@@ -26,6 +26,7 @@ run-chain: build
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	cd python && JAX_PLATFORMS=cpu python3 -m unittest discover -s tests -v
 
 unit: deps
 	$(SWIFT) build --build-tests
@@ -50,6 +51,11 @@ bench-pipeline: deps
 # The forecasting library on M4 Hourly and Weekly, scored by ../shared/tools/m4_score.py.
 bench-m4: deps
 	infra/local/bench-m4.sh
+
+# The deep global model alone and as champion with the statistical AutoML, M4 Hourly and
+# Weekly, scored by ../shared/tools/m4_score.py next to AutoML alone.
+bench-deep: deps
+	BENCH_MODELS="auto deep champion" infra/local/bench-m4.sh
 
 clean:
 	rm -rf .build .almanac

@@ -127,7 +127,7 @@ public struct AutoMLModel: ForecastModel {
             var f = pool.first?.forecast(history, horizon: horizon, seasons: seasons, levels: levels) ?? Forecast(mean: [], quantiles: [:])
             if pool.count > 1 { f.method = "\(f.method) (too short to backtest: first candidate)" }
             return AutoMLChoice(members: pool.first.map { [$0.name] } ?? [], combination: .mean, score: .nan, bestSingle: pool.first?.name ?? "",
-                                bestSingleScore: .nan, windows: 0, backtest: BacktestScore(levels: scoringLevels), forecast: f)
+                                bestSingleScore: .nan, windows: 0, backtest: BacktestScore(levels: scoringLevels), forecast: f, holdout: nil)
         }
         // forecasts[c][w]: candidate c's forecast in window w.
         var forecasts = [[Forecast]](repeating: [], count: pool.count)
@@ -166,7 +166,7 @@ public struct AutoMLModel: ForecastModel {
         let single = options[ranked[0]]
         let choice = AutoMLChoice(members: best.members.map { pool[$0].name }, combination: best.combination, score: best.score,
                                   bestSingle: pool[single.members[0]].name, bestSingleScore: single.score, windows: cuts.count,
-                                  backtest: backtest, forecast: f)
+                                  backtest: backtest, forecast: f, holdout: window(best, 0))
         f.method = "\(choice.label) [\(metric.rawValue) \(format(best.score)); best single \(choice.bestSingle) \(format(single.score)); "
             + "\(cuts.count) window\(cuts.count == 1 ? "" : "s")] \(f.method)"
         var out = choice
@@ -193,6 +193,9 @@ public struct AutoMLChoice: Sendable {
     public var backtest: BacktestScore
     /// The forecast from the whole series.
     public var forecast: Forecast
+    /// The choice's forecast of the latest backtest window (the last `horizon` values, from
+    /// the values before them), at the requested levels and 0.5; nil when too short to backtest.
+    public var holdout: Forecast?
 
     /// `auto_arima`, or `mean of auto_arima+mstl`.
     public var label: String { model.name }

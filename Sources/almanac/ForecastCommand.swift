@@ -11,7 +11,9 @@ struct ForecastCommand: AsyncParsableCommand {
             Writes item_id,timestamp,mean and one column per quantile (p10, p50, p90, p2.5, …), continuing each \
             series' grid. --models auto (the default) backtests every statistical model and the ensembles of the best \
             few on each series and keeps the best by --metric; a comma-separated list limits the choice; one name \
-            runs that model alone. Models: \(ModelCatalog.names.joined(separator: ", ")).
+            runs that model alone. Models: \(ModelCatalog.names.joined(separator: ", ")). --models deep trains the deep \
+            global model (python/almanac_deep, JAX) across all series; --models champion runs both AutoML and the deep \
+            model and keeps the better by --metric on each series' last horizon (or their mean, when that scores best).
             """)
 
     @Option(help: "The input CSV (item_id,timestamp,target_value).") var input: String
@@ -20,7 +22,8 @@ struct ForecastCommand: AsyncParsableCommand {
     @Option(help: "Quantile levels, comma-separated.") var quantiles: String = "0.1,0.5,0.9"
     @Option(help: "Season lengths, comma-separated, main first (default: the frequency's, e.g. 24,168 for hourly).") var season: String?
     @Option(help: "hourly, daily, weekly, monthly, quarterly or yearly (default: inferred per item).") var frequency: String?
-    @Option(help: "auto, one model, or a comma-separated list for AutoML to choose among.") var models: String = "auto"
+    @Option(help: "auto, deep, champion, one model, or a comma-separated list for AutoML to choose among.") var models: String = "auto"
+    @Option(help: "Flags for the deep trainer (--models deep|champion), e.g. \"--max-epochs 20 --width 128\".") var deepOptions: String = ""
     @Option(help: "What AutoML ranks by: avg_wql, wape, rmse, mape, smape, mase or msis.") var metric: String = "avg_wql"
     @Option(help: "Backtest windows per series for AutoML's choice.") var selectionWindows: Int = 2
     @Option(help: "Write each item's chosen model and why to this CSV file.") var report: String?
@@ -59,8 +62,11 @@ struct ForecastCommand: AsyncParsableCommand {
             throw ValidationError("--metric must be one of \(SelectionMetric.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(metric)\"")
         }
         guard selectionWindows >= 1 else { throw ValidationError("--selection-windows must be ≥ 1, got \(selectionWindows)") }
+        let deepKind = PredictorKind(rawValue: models == "champion" ? "ensemble" : models).flatMap { $0 == .statistical ? nil : $0 }
+        if deepKind != nil, backtestWindows > 0 { throw ValidationError("--backtest-windows works with statistical models; --models \(models) reports its holdout scores instead") }
         let model: any ForecastModel
-        do { model = try ModelCatalog.model(from: models, metric: rank, windows: selectionWindows) } catch let e as ForecastInputError {
+        do { model = deepKind != nil ? AutoMLModel(metric: rank, windows: selectionWindows) : try ModelCatalog.model(from: models, metric: rank, windows: selectionWindows) }
+        catch let e as ForecastInputError {
             throw ValidationError("--models: \(e.message)")
         }
         let seasons = try season.map { text -> [Int] in
@@ -80,14 +86,20 @@ struct ForecastCommand: AsyncParsableCommand {
         do { series = try SeriesReader.read(csv: text, frequency: freq, fill: fillPolicy, frontfill: front, backfill: back) } catch let e as ForecastInputError {
             throw ValidationError("\(input): \(e)")
         }
-        let forecasts = await ForecastEngine.run(series, model: model, horizon: horizon, levels: levels, seasons: seasons) { done, total in
-            FileHandle.standardError.write(Data("\rforecast: \(done)/\(total) series".utf8))
+        let forecasts: [Forecast]
+        if let deepKind {
+            forecasts = try await DeepForecastRun(horizon: horizon, levels: levels, seasons: seasons, metric: rank, options: deepOptions)
+                .forecasts(series, champion: deepKind == .ensemble, automl: model as! AutoMLModel)
+        } else {
+            forecasts = await ForecastEngine.run(series, model: model, horizon: horizon, levels: levels, seasons: seasons) { done, total in
+                FileHandle.standardError.write(Data("\rforecast: \(done)/\(total) series".utf8))
+            }
+            FileHandle.standardError.write(Data("\n".utf8))
         }
-        FileHandle.standardError.write(Data("\n".utf8))
         try ForecastEngine.csv(series: series, forecasts: forecasts, levels: levels).write(toFile: output, atomically: true, encoding: .utf8)
         let elapsed = ContinuousClock.now - started
-        FileHandle.standardError.write(Data("wrote \(output): \(series.count) series × \(horizon) steps with \(model.name) in \(elapsed)\n".utf8))
-        if model is AutoMLModel { printChoices(series: series, forecasts: forecasts) }
+        FileHandle.standardError.write(Data("wrote \(output): \(series.count) series × \(horizon) steps with \(deepKind == nil ? model.name : models) in \(elapsed)\n".utf8))
+        if model is AutoMLModel, deepKind == nil { printChoices(series: series, forecasts: forecasts) }
         if backtestWindows > 0 {
             let plan = BacktestPlan(windows: backtestWindows, horizon: horizon, offset: backtestOffset)
             let (score, windows) = await ForecastEngine.backtest(series, model: model, plan: plan, levels: levels, seasons: seasons)

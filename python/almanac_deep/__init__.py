@@ -1,0 +1,1 @@
+"""Almanac's deep global forecaster (JAX)."""
