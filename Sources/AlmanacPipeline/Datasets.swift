@@ -19,10 +19,14 @@ public struct Dataset: Sendable, Equatable {
     public var retrainFactor: Double
     /// The share of bad rows above which a file is rejected whole.
     public var maxErrorRate: Double
+    /// `statistical` (AutoML), `deep` (the deep global model) or `champion` (both, the
+    /// better by holdout backtest, or their mean).
+    public var models: String
 
     /// Makes a dataset description.
     public init(tenant: String, name: String, horizon: Int, frequency: String? = nil, quantiles: [Double] = [0.1, 0.5, 0.9],
-                retrainWAPE: Double? = nil, retrainFactor: Double = 1.5, maxErrorRate: Double = 0.1) {
+                retrainWAPE: Double? = nil, retrainFactor: Double = 1.5, maxErrorRate: Double = 0.1,
+                models: String = "statistical") {
         self.tenant = tenant
         self.name = name
         self.horizon = horizon
@@ -31,7 +35,16 @@ public struct Dataset: Sendable, Equatable {
         self.retrainWAPE = retrainWAPE
         self.retrainFactor = retrainFactor
         self.maxErrorRate = maxErrorRate
+        self.models = models
     }
+
+    /// The values `models` takes.
+    public static let modelChoices = ["statistical", "deep", "champion"]
+
+    /// Whether the statistical AutoML trains for it.
+    public var trainsStatistical: Bool { models != "deep" }
+    /// Whether the deep model trains for it.
+    public var trainsDeep: Bool { models != "statistical" }
 
     /// Whether `name` is a valid dataset name: 1–100 of letters, digits, `-`, `_`, `.`, not starting with `.`.
     public static func isValidName(_ name: String) -> Bool {
@@ -52,10 +65,13 @@ public enum DatasetStore {
         guard !d.quantiles.isEmpty, d.quantiles.allSatisfy({ $0 > 0 && $0 < 1 }) else {
             throw PipelineError("quantiles must be between 0 and 1, got \(d.quantiles)")
         }
+        guard Dataset.modelChoices.contains(d.models) else {
+            throw PipelineError("--models must be one of \(Dataset.modelChoices.joined(separator: ", ")), got \"\(d.models)\"")
+        }
         let inserted = try await db.execute("""
-            INSERT INTO datasets (tenant, name, horizon, frequency, quantiles, retrain_wape, retrain_factor, max_error_rate)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING
-            """, [d.tenant, d.name, d.horizon, d.frequency, d.quantiles.sorted(), d.retrainWAPE, d.retrainFactor, d.maxErrorRate])
+            INSERT INTO datasets (tenant, name, horizon, frequency, quantiles, retrain_wape, retrain_factor, max_error_rate, models)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
+            """, [d.tenant, d.name, d.horizon, d.frequency, d.quantiles.sorted(), d.retrainWAPE, d.retrainFactor, d.maxErrorRate, d.models])
         guard inserted == 1 else { throw PipelineError("dataset \"\(d.name)\" already exists for tenant \(d.tenant)") }
     }
 
@@ -67,14 +83,14 @@ public enum DatasetStore {
     /// The tenant's datasets by name (one when `name` is given).
     public static func list(tenant: String, name: String? = nil, in db: PostgresConnection) async throws -> [Dataset] {
         let rows = try await db.query("""
-            SELECT name, horizon, frequency, array_to_string(quantiles, ',') AS quantiles, retrain_wape, retrain_factor, max_error_rate FROM datasets
+            SELECT name, horizon, frequency, array_to_string(quantiles, ',') AS quantiles, retrain_wape, retrain_factor, max_error_rate, models FROM datasets
             WHERE tenant = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name
             """, [tenant, name])
         return try rows.map { r in
             Dataset(tenant: tenant, name: try r.decode("name"), horizon: try r.decode("horizon"), frequency: try r.decodeIfPresent("frequency"),
                     quantiles: (r.text("quantiles") ?? "").split(separator: ",").compactMap { Double($0) },
                     retrainWAPE: try r.decodeIfPresent("retrain_wape"), retrainFactor: try r.decode("retrain_factor"),
-                    maxErrorRate: try r.decode("max_error_rate"))
+                    maxErrorRate: try r.decode("max_error_rate"), models: try r.decode("models"))
         }
     }
 }

@@ -16,6 +16,10 @@ public struct ForecastRun: Sendable {
     public var quantiles: [Double]
     /// Per item: the series it extends and the forecast.
     public var series: [TimeSeries], forecasts: [Forecast]
+    /// Which predictor kind made it (the statistical AutoML, the deep model, or their mean).
+    public var kind: PredictorKind = .statistical
+    /// The holdout WAPE of the champion that made it (nil: the predictor's backtest WAPE applies).
+    public var backtestWAPE: Double? = nil
 
     /// Forecasts every item of the data with the predictor's choice (AutoML for items the predictor has not seen).
     public static func make(id: String, dataset d: Dataset, predictor: Predictor, data: DatasetSeries) async -> ForecastRun {
@@ -42,9 +46,9 @@ public struct ForecastRun: Sendable {
     public func save(trigger: String, in tx: PostgresTransaction) async throws {
         let b = bounds
         try await tx.execute("""
-            INSERT INTO forecasts (id, tenant, dataset, predictor_id, dataset_version, trigger_event, quantiles, items, first_ts, last_ts)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            """, [id, tenant, dataset, predictorID, datasetVersion, trigger, quantiles, series.count, b?.0, b?.1])
+            INSERT INTO forecasts (id, tenant, dataset, predictor_id, dataset_version, trigger_event, quantiles, items, first_ts, last_ts, kind, backtest_wape)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            """, [id, tenant, dataset, predictorID, datasetVersion, trigger, quantiles, series.count, b?.0, b?.1, kind.rawValue, backtestWAPE])
         _ = try await tx.copyIn("COPY forecast_points (forecast_id, item_id, ts, mean, q) FROM STDIN WITH (FORMAT csv)") { w in
             var chunk = ""
             for (s, f) in zip(series, forecasts) {
@@ -77,26 +81,13 @@ public struct ForecastFunction: FunctionHandler {
         guard let dataset = try await DatasetStore.find(tenant: event.tenant, name: name, in: db) else {
             throw FunctionError("dataset \(name) does not exist for tenant \(event.tenant)", retriable: false)
         }
-        let predictor: Predictor
-        if let id = event.jsonData?["predictor_id"]?.stringValue {
-            guard let p = try await Predictor.load(id: id, in: db) else { throw FunctionError("predictor \(id) is not stored", retriable: false) }
-            predictor = p
-        } else if let p = try await Predictor.latest(tenant: dataset.tenant, dataset: dataset.name, in: db) {
-            // A predictor trained on this version already led (or will lead) to its own forecast.
-            guard p.datasetVersion < event.jsonData?["version"]?.intValue ?? Int.max else {
-                context.logger.info("the predictor is as new as the data; its trained event forecasts", metadata: ["dataset": "\(name)"])
-                return
-            }
-            predictor = p
-        } else {
-            context.logger.info("no predictor yet; the train function makes one", metadata: ["dataset": "\(name)"])
-            return
-        }
+        guard let plan = try await ForecastPlan.make(for: event, dataset: dataset, in: db, logger: context.logger) else { return }
         let data = try await DatasetSeries.load(dataset, from: db)
-        let run = await ForecastRun.make(id: "fc-" + event.id, dataset: dataset, predictor: predictor, data: data)
+        let run = try await plan.run(id: "fc-" + event.id, dataset: dataset, data: data, in: db)
         context.write { tx in try await run.save(trigger: event.id, in: tx) }
         var out: [String: JSONValue] = [
-            "dataset": .string(dataset.name), "forecast_id": .string(run.id), "predictor_id": .string(predictor.id),
+            "dataset": .string(dataset.name), "forecast_id": .string(run.id), "predictor_id": .string(run.predictorID),
+            "kind": .string(run.kind.rawValue),
             "dataset_version": .number(Double(data.version)), "items": .number(Double(run.series.count)),
             "quantiles": .array(dataset.quantiles.map { .number($0) }),
         ]

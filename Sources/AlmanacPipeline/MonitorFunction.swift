@@ -22,7 +22,7 @@ public struct MonitorFunction: FunctionHandler {
         }
         let version = event.jsonData?["version"]?.intValue ?? 0
         let live = try await db.query("""
-            SELECT f.id, f.breached_at IS NOT NULL AS breached, array_to_string(f.quantiles, ',') AS q, p.metrics->>'WAPE' AS backtest_wape
+            SELECT f.id, f.breached_at IS NOT NULL AS breached, array_to_string(f.quantiles, ',') AS q, coalesce(f.backtest_wape::text, p.metrics->>'WAPE') AS backtest_wape
             FROM forecasts f JOIN predictors p ON p.id = f.predictor_id
             WHERE f.tenant = $1 AND f.dataset = $2 AND f.dataset_version < $3 ORDER BY f.created_at DESC, f.id DESC LIMIT 1
             """, [dataset.tenant, dataset.name, version])

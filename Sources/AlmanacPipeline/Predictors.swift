@@ -3,7 +3,9 @@ import AlmanacForecast
 import AlmanacPostgres
 import Foundation
 
-/// A trained predictor: what AutoML chose per item, with backtest metrics per item and overall.
+/// A trained predictor: what AutoML chose per item (or the deep model's network, stored in
+/// `predictor_models`), with backtest metrics per item and overall, and each item's holdout
+/// forecast for champion selection.
 public struct Predictor: Sendable {
     /// One item's choice.
     public struct Item: Sendable {
@@ -15,9 +17,12 @@ public struct Predictor: Sendable {
         public var method: String
         /// Backtest metrics (`WAPE`, `avg_wQL`, `MASE`, …).
         public var metrics: [String: Double]
+        /// The item's last `horizon` values at training time, and the predictor's forecast of
+        /// them from the values before them; nil when the item was too short to hold out.
+        public var holdout: (actual: [Double], forecast: Forecast)? = nil
     }
 
-    /// `pr-` and the id of the event that asked for it.
+    /// `pr-` (statistical) or `pd-` (deep) and the id of the event that asked for it.
     public var id: String
     /// The dataset.
     public var tenant: String, dataset: String
@@ -27,6 +32,8 @@ public struct Predictor: Sendable {
     public var items: [Item]
     /// Pooled backtest metrics over every item and window.
     public var metrics: [String: Double]
+    /// Statistical AutoML or the deep model.
+    public var kind: PredictorKind = .statistical
 
     /// Metrics as JSON (non-finite values dropped).
     static func json(_ metrics: [String: Double]) -> JSONValue {
@@ -51,7 +58,8 @@ public struct Predictor: Sendable {
         for (s, choice) in zip(data.series, results) {
             pooled.merge(choice.backtest)
             items.append(Item(id: s.id, model: choice.model, method: choice.forecast.method,
-                              metrics: Self.dictionary(choice.backtest)))
+                              metrics: Self.dictionary(choice.backtest),
+                              holdout: choice.holdout.map { (Array(s.values.suffix(d.horizon)), $0) }))
         }
         return Predictor(id: id, tenant: d.tenant, dataset: d.name, datasetVersion: data.version, items: items,
                          metrics: Self.dictionary(pooled))
@@ -60,8 +68,9 @@ public struct Predictor: Sendable {
     /// Stores the predictor (inside the function's commit transaction).
     public func save(trigger: String, in tx: PostgresTransaction) async throws {
         try await tx.execute("""
-            INSERT INTO predictors (id, tenant, dataset, dataset_version, trigger_event, items, metrics) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
-            """, [id, tenant, dataset, datasetVersion, trigger, items.count, Self.json(metrics).serialized()])
+            INSERT INTO predictors (id, tenant, dataset, dataset_version, trigger_event, items, metrics, kind)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+            """, [id, tenant, dataset, datasetVersion, trigger, items.count, Self.json(metrics).serialized(), kind.rawValue])
         _ = try await tx.copyIn("COPY predictor_items (predictor_id, item_id, members, combination, method, metrics) FROM STDIN WITH (FORMAT csv)") { w in
             var chunk = ""
             for item in items {
@@ -72,22 +81,48 @@ public struct Predictor: Sendable {
             }
             if !chunk.isEmpty { try await w.write(chunk) }
         }
+        _ = try await tx.copyIn("COPY predictor_holdouts (predictor_id, item_id, actual, levels, quantiles) FROM STDIN WITH (FORMAT csv)") { w in
+            var chunk = ""
+            for item in items {
+                guard let (actual, f) = item.holdout else { continue }
+                let levels = f.quantiles.keys.sorted()
+                let steps = actual.indices.map { h in "{" + levels.map { ForecastRun.number(f.quantiles[$0]?[h] ?? .nan) }.joined(separator: ",") + "}" }
+                chunk += [id, item.id, "{" + actual.map(ForecastRun.number).joined(separator: ",") + "}",
+                          "{" + levels.map { String($0) }.joined(separator: ",") + "}", "{" + steps.joined(separator: ",") + "}"]
+                    .map(CSVField.quote).joined(separator: ",") + "\n"
+                if chunk.utf8.count > 1 << 16 { try await w.write(chunk); chunk = "" }
+            }
+            if !chunk.isEmpty { try await w.write(chunk) }
+        }
     }
 
-    /// The dataset's newest predictor, or nil.
-    public static func latest(tenant: String, dataset: String, in db: PostgresConnection) async throws -> Predictor? {
+    /// The dataset's newest predictor of the kind, or nil.
+    public static func latest(tenant: String, dataset: String, kind: PredictorKind = .statistical, in db: PostgresConnection) async throws -> Predictor? {
         let rows = try await db.query("""
-            SELECT id, dataset_version, metrics::text AS metrics FROM predictors WHERE tenant = $1 AND dataset = $2
-            ORDER BY created_at DESC, id DESC LIMIT 1
-            """, [tenant, dataset])
+            SELECT id FROM predictors WHERE tenant = $1 AND dataset = $2 AND kind = $3
+            ORDER BY dataset_version DESC, created_at DESC, id DESC LIMIT 1
+            """, [tenant, dataset, kind.rawValue])
         guard let r = rows.first else { return nil }
         return try await load(id: try r.decode("id"), in: db)
     }
 
     /// A stored predictor by id, or nil.
     public static func load(id: String, in db: PostgresConnection) async throws -> Predictor? {
-        let rows = try await db.query("SELECT tenant, dataset, dataset_version, metrics::text AS metrics FROM predictors WHERE id = $1", [id])
+        let rows = try await db.query("SELECT tenant, dataset, dataset_version, kind, metrics::text AS metrics FROM predictors WHERE id = $1", [id])
         guard let r = rows.first else { return nil }
+        var holdouts: [String: ([Double], Forecast)] = [:]
+        for h in try await db.query("""
+            SELECT item_id, array_to_string(actual, ',') AS actual, array_to_string(levels, ',') AS levels,
+                   array_to_string(quantiles, ',') AS quantiles FROM predictor_holdouts WHERE predictor_id = $1
+            """, [id]) {
+            func numbers(_ column: String) -> [Double] { (h.text(column) ?? "").split(separator: ",").compactMap { Double($0) } }
+            let actual = numbers("actual"), levels = numbers("levels"), flat = numbers("quantiles")
+            guard !levels.isEmpty, flat.count == actual.count * levels.count else { continue }
+            var q: [Double: [Double]] = [:]
+            for (j, l) in levels.enumerated() { q[l] = actual.indices.map { flat[$0 * levels.count + j] } }
+            let median = q[0.5] ?? q[levels[levels.count / 2]]!
+            holdouts[try h.decode("item_id")] = (actual, Forecast(mean: median, quantiles: q))
+        }
         let items = try await db.query("""
             SELECT item_id, array_to_string(members, ',') AS members, combination, method, metrics::text AS metrics
             FROM predictor_items WHERE predictor_id = $1 ORDER BY item_id
@@ -101,9 +136,10 @@ public struct Predictor: Sendable {
                 Item(id: try i.decode("item_id"),
                      model: ChosenModel(members: (i.text("members") ?? "").split(separator: ",").map(String.init),
                                         combination: Combination(rawValue: i.text("combination") ?? "") ?? .mean),
-                     method: i.text("method") ?? "", metrics: metrics(i.text("metrics")))
+                     method: i.text("method") ?? "", metrics: metrics(i.text("metrics")),
+                     holdout: holdouts[i.text("item_id") ?? ""])
             },
-            metrics: metrics(r.text("metrics")))
+            metrics: metrics(r.text("metrics")), kind: PredictorKind(rawValue: r.text("kind") ?? "") ?? .statistical)
     }
 }
 

@@ -24,9 +24,14 @@ public struct TrainFunction: FunctionHandler {
         guard let dataset = try await DatasetStore.find(tenant: event.tenant, name: name, in: db) else {
             throw FunctionError("dataset \(name) does not exist for tenant \(event.tenant)", retriable: false)
         }
+        guard dataset.trainsStatistical else {
+            context.logger.info("dataset \(name) forecasts with the deep model only; train-deep trains it", metadata: ["dataset": "\(name)"])
+            return
+        }
         let version = try await DatasetSeries.latestVersion(of: dataset, in: db)
         let existing = try await db.query("""
-            SELECT id, dataset_version FROM predictors WHERE tenant = $1 AND dataset = $2 ORDER BY dataset_version DESC LIMIT 1
+            SELECT id, dataset_version FROM predictors WHERE tenant = $1 AND dataset = $2 AND kind = 'statistical'
+            ORDER BY dataset_version DESC LIMIT 1
             """, [dataset.tenant, dataset.name])
         if event.type == "almanac.dataset.imported", !existing.isEmpty {
             context.logger.info("predictor exists; the forecast function forecasts with it", metadata: ["dataset": "\(name)"])
@@ -57,7 +62,7 @@ public struct TrainFunction: FunctionHandler {
         }
         var data2: [String: JSONValue] = [
             "dataset": .string(dataset.name), "predictor_id": .string(predictor.id), "dataset_version": .number(Double(data.version)),
-            "items": .number(Double(predictor.items.count)), "metrics": Predictor.json(predictor.metrics),
+            "items": .number(Double(predictor.items.count)), "metrics": Predictor.json(predictor.metrics), "kind": "statistical",
             "seconds": .number((Date().timeIntervalSince(started) * 10).rounded() / 10),
         ]
         data2["reason"] = .string(event.type == "almanac.accuracy.breached" ? "accuracy breached" : "first data")

@@ -106,6 +106,19 @@ struct Status: AsyncParsableCommand {
                  $0.text("started") ?? "", $0.text("updated") ?? ""]
             }))
         }
+        let deep = try await db.query("""
+            SELECT tenant, dataset, device, member, members, epoch, max_epochs, round(loss::numeric, 5)::text AS loss,
+                   round(validation::numeric, 5)::text AS validation, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS') AS started,
+                   to_char(updated_at, 'HH24:MI:SS') AS updated FROM deep_training ORDER BY started_at
+            """)
+        print("\nDEEP TRAINING")
+        if deep.isEmpty { print("none running") } else {
+            print(table(["tenant", "dataset", "device", "member", "epoch", "loss", "validation", "started", "updated"], deep.map {
+                [$0.text("tenant") ?? "", $0.text("dataset") ?? "", $0.text("device") ?? "",
+                 "\($0.text("member") ?? "") / \($0.text("members") ?? "")", "\($0.text("epoch") ?? "0") / \($0.text("max_epochs") ?? "")",
+                 $0.text("loss") ?? "", $0.text("validation") ?? "", $0.text("started") ?? "", $0.text("updated") ?? ""]
+            }))
+        }
         let dead = try await db.query("SELECT stage, count(*)::bigint AS n FROM dead_letters WHERE status = 'open' GROUP BY stage ORDER BY stage")
         print("\nDEAD LETTERS (open)")
         if dead.isEmpty { print("none") } else { print(table(["stage", "count"], dead.map { [$0.text("stage") ?? "", $0.text("n") ?? ""] })) }

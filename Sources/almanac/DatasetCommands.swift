@@ -20,9 +20,14 @@ struct Datasets: AsyncParsableCommand {
         @Option(help: "Retrain when the live forecast's WAPE exceeds this.") var retrainWape: Double?
         @Option(help: "Retrain when the live WAPE exceeds this × the predictor's backtest WAPE.") var retrainFactor: Double = 1.5
         @Option(help: "Reject a file whose share of bad rows exceeds this.") var maxErrorRate: Double = 0.1
+        @Option(help: "statistical (AutoML), deep (the deep global model) or champion (both; the better by holdout backtest, or their mean).")
+        var models: String = "statistical"
         @Option(help: "The tenant.") var tenant: String = "default"
 
         func validate() throws {
+            guard Dataset.modelChoices.contains(models) else {
+                throw ValidationError("--models must be one of \(Dataset.modelChoices.joined(separator: ", ")), got \"\(models)\"")
+            }
             if retrainWape != nil && retrainFactor != 1.5 { throw ValidationError("give --retrain-wape or --retrain-factor, not both") }
             if let f = frequency, Frequency(rawValue: f) == nil {
                 throw ValidationError("--frequency must be one of \(Frequency.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(f)\"")
@@ -38,13 +43,13 @@ struct Datasets: AsyncParsableCommand {
             let db = try await client.database()
             do {
                 try await DatasetStore.create(Dataset(tenant: tenant, name: name, horizon: horizon, frequency: frequency, quantiles: levels,
-                                                      retrainWAPE: retrainWape, retrainFactor: retrainFactor, maxErrorRate: maxErrorRate), in: db)
+                                                      retrainWAPE: retrainWape, retrainFactor: retrainFactor, maxErrorRate: maxErrorRate, models: models), in: db)
                 await db.close()
             } catch let e as PipelineError {
                 await db.close()
                 throw ValidationError(e.message)
             }
-            print("created dataset \(name) (horizon \(horizon), quantiles \(levels.sorted().map { String($0) }.joined(separator: ",")))")
+            print("created dataset \(name) (horizon \(horizon), quantiles \(levels.sorted().map { String($0) }.joined(separator: ",")), models \(models))")
             print("drop files into \(client.state)/drop/\(name)/ or publish almanac.data.arrived with {\"dataset\": \"\(name)\", \"url\": …}")
         }
     }
@@ -83,7 +88,7 @@ struct Datasets: AsyncParsableCommand {
                 await db.close()
                 throw ValidationError("no dataset \(name) for tenant \(tenant); `almanac datasets list` shows them")
             }
-            print("dataset \(d.name): horizon \(d.horizon), frequency \(d.frequency ?? "inferred"), quantiles \(d.quantiles.map { String($0) }.joined(separator: ","))")
+            print("dataset \(d.name): horizon \(d.horizon), frequency \(d.frequency ?? "inferred"), quantiles \(d.quantiles.map { String($0) }.joined(separator: ",")), models \(d.models)")
             print("retrain when WAPE > " + (d.retrainWAPE.map { String($0) } ?? "\(d.retrainFactor) × backtest WAPE")
                   + "; reject files with more than \(Int(d.maxErrorRate * 100))% bad rows")
             let versions = try await db.query("""

@@ -155,8 +155,11 @@ final class TestDeployment: @unchecked Sendable {
             for (name, text) in f.files { try text.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8) }
         }
         for name in pipeline {
+            // The manifest and the program files (train-deep's main.py) the exec adapter runs.
             try fm.createDirectory(atPath: "\(directory)/functions/\(name)", withIntermediateDirectories: true)
-            try fm.copyItem(atPath: "\(TestPaths.root)/functions/\(name)/function.yaml", toPath: "\(directory)/functions/\(name)/function.yaml")
+            for file in try fm.contentsOfDirectory(atPath: "\(TestPaths.root)/functions/\(name)") where !file.hasSuffix(".swift") {
+                try fm.copyItem(atPath: "\(TestPaths.root)/functions/\(name)/\(file)", toPath: "\(directory)/functions/\(name)/\(file)")
+            }
         }
         if !pipeline.isEmpty {
             for file in try fm.contentsOfDirectory(atPath: "\(TestPaths.root)/events") where file.hasSuffix(".schema.json") {

@@ -59,6 +59,21 @@ def _progress(record: dict) -> None:
     sys.stderr.flush()
 
 
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The network's size and the training's length (also ALMANAC_DEEP_OPTIONS for train-deep)."""
+    parser.add_argument("--lookback", type=int)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--blocks", type=int, default=3)
+    parser.add_argument("--steps-per-epoch", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--max-epochs", type=int, default=40)
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--members", type=int, default=1, help="networks trained from successive seeds, averaged")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="almanac_deep", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,17 +82,7 @@ def main(argv=None) -> int:
     fit.add_argument("--horizon", type=int, required=True)
     fit.add_argument("--levels", default="0.1,0.5,0.9")
     fit.add_argument("--season", type=int, default=1)
-    fit.add_argument("--lookback", type=int)
-    fit.add_argument("--width", type=int, default=256)
-    fit.add_argument("--layers", type=int, default=3)
-    fit.add_argument("--blocks", type=int, default=3)
-    fit.add_argument("--steps-per-epoch", type=int, default=100)
-    fit.add_argument("--batch", type=int, default=256)
-    fit.add_argument("--max-epochs", type=int, default=40)
-    fit.add_argument("--patience", type=int, default=5)
-    fit.add_argument("--learning-rate", type=float, default=1e-3)
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--members", type=int, default=1, help="networks trained from successive seeds, averaged")
+    add_training_arguments(fit)
     fit.add_argument("--checkpoint", help="checkpoint file: written each epoch, resumed from when it exists")
     fit.add_argument("--model", help="write the trained predictor here (.npz)")
     fit.add_argument("--output", required=True, help="forecasts and holdout forecasts (JSON lines)")

@@ -182,7 +182,7 @@ class Checkpoint:
                 arrays[f"{name}_{i}"] = np.asarray(leaf)
         meta = {k: state[k] for k in ("epoch", "step", "best_val", "bad", "history")}
         meta["identity"] = self.identity
-        tmp = self.path + ".tmp"
+        tmp = f"{self.path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:
             np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
             f.flush()

@@ -1,0 +1,96 @@
+import AlmanacCore
+import AlmanacForecast
+@testable import AlmanacPipeline
+import AlmanacPostgres
+@testable import AlmanacRuntime
+import Foundation
+import Testing
+
+/// The deep trainer as a pipeline function (Python under the exec adapter, a tiny network on
+/// CPU): a champion dataset gets a statistical and a deep predictor on the same version,
+/// and its forecast comes from the one champion selection picks; a train-deep instance
+/// killed mid-training resumes from its checkpoint.
+@Suite(.serialized) struct DeepPipelineTests {
+    static let functions = ["ingest", "train", "train-deep", "forecast", "export", "notify"]
+    let pipeline = ForecastPipelineTests()
+
+    /// A deployment whose deep trainer is tiny and whose functions find python/almanac_deep.
+    func deployment(epochs: Int, steps: Int = 20) async throws -> TestDeployment {
+        var d = try await TestDeployment(functions: [], pipeline: Self.functions)
+        d.environment = [
+            "ALMANAC_DEEP_PATH": TestPaths.root + "/python", "JAX_PLATFORMS": "cpu",
+            "ALMANAC_DEEP_OPTIONS": "--width 32 --layers 2 --blocks 1 --batch 64 --lookback 28 --steps-per-epoch \(steps) --max-epochs \(epochs) --patience 100",
+        ]
+        d.gpus = GPUInventory(slots: ["0"])
+        try await DatasetStore.create(Dataset(tenant: "default", name: "shop", horizon: 7, frequency: "daily", models: "champion"), in: d.db)
+        return d
+    }
+
+    @Test func championDatasetForecastsWithTheBetterPredictor() async throws {
+        let receiver = WebhookReceiver()
+        try await receiver.serve { port in
+            let d = try await deployment(epochs: 3)
+            let endpoint = try await Webhooks.add(tenant: "default", url: "http://127.0.0.1:\(port)/hook",
+                                                  eventTypes: ["almanac.forecast.exported"], allowPrivate: true, in: d.db)
+            receiver.secret = endpoint.secret
+            try await d.startControlPlane()
+            try await pipeline.arrive(d, try pipeline.drop(d, "history.csv", pipeline.rows(items: ["A", "B", "C"], days: 0..<84)))
+            try await pipeline.waitFor("both predictors and the champion's forecast", timeout: .seconds(240)) {
+                try await d.count("SELECT count(*) AS n FROM forecasts WHERE backtest_wape IS NOT NULL") == 1
+            }
+            #expect(try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'statistical'") == 1)
+            #expect(try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'deep'") == 1)
+            #expect(try await d.count("SELECT count(*) AS n FROM predictor_models WHERE length(model) > 1000") == 1)
+            #expect(try await d.count("SELECT count(*) AS n FROM predictor_holdouts") == 6, "3 items × 2 predictors")
+            #expect(try await d.count("SELECT count(*) AS n FROM deep_training") == 0, "progress is cleared once stored")
+            // The deep predictor's trained event says what it is; both predictors saw version 1.
+            let trained = try await d.db.query("SELECT (event->'data')::text AS data FROM event_archive WHERE type = 'almanac.predictor.trained'")
+            let kinds = Set(trained.compactMap { try? JSONValue(parsing: $0.text("data") ?? "")["kind"]?.stringValue })
+            #expect(kinds == ["statistical", "deep"])
+            #expect(try await d.count("SELECT count(DISTINCT dataset_version) AS n FROM predictors") == 1)
+
+            // The champion's forecast is the kind that champion selection picks from the stored holdouts.
+            let stat = try #require(try await Predictor.latest(tenant: "default", dataset: "shop", kind: .statistical, in: d.db))
+            let deep = try #require(try await Predictor.latest(tenant: "default", dataset: "shop", kind: .deep, in: d.db))
+            let expected = try #require(ForecastPlan.choose(statistical: stat, deep: deep))
+            let row = try #require(try await d.db.query("SELECT id, kind, predictor_id FROM forecasts WHERE backtest_wape IS NOT NULL").first)
+            #expect(row.text("kind") == expected.kind.rawValue)
+            #expect(row.text("predictor_id") == (expected.kind == .statistical ? stat.id : deep.id))
+            try await pipeline.waitFor("the champion forecast's webhook") {
+                receiver.accepted.filter { $0.type == "almanac.forecast.exported" && String(decoding: $0.body, as: UTF8.self).contains(row.text("id") ?? "?") }.count == 1
+            }
+            #expect(receiver.deliveries.allSatisfy { $0.signatureValid })
+            // The table holds the champion's forecast, whole, with ordered quantiles.
+            #expect(try await d.count("SELECT count(*) AS n FROM latest_forecasts WHERE forecast_id = $1", [row.text("id")]) == 21)
+            #expect(try await d.count("SELECT count(*) AS n FROM latest_forecasts WHERE NOT (q[1] <= q[2] AND q[2] <= q[3])") == 0)
+            await d.shutdown()
+        }
+    }
+
+    @Test func aKilledDeepTrainingResumesFromItsCheckpoint() async throws {
+        let d = try await deployment(epochs: 8, steps: 2000)
+        try await d.startControlPlane()
+        try await pipeline.arrive(d, try pipeline.drop(d, "history.csv", pipeline.rows(items: ["A", "B", "C"], days: 0..<84)))
+        try await pipeline.waitFor("deep training past its second epoch", timeout: .seconds(180)) {
+            try await d.count("SELECT count(*) AS n FROM deep_training WHERE epoch >= 2") == 1
+        }
+        let victims = instancePIDs(of: d).filter { functionName(of: $0) == "train-deep" }
+        #expect(!victims.isEmpty)
+        for pid in victims { kill(pid, SIGKILL) }
+        try await pipeline.waitFor("the deep predictor after the kill", timeout: .seconds(240)) {
+            try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'deep'") == 1
+        }
+        let log = d.log("train-deep")
+        #expect(log.contains("resumed_from_epoch"), "the retry did not resume from the checkpoint")
+        // Eight epochs in all: the resumed run did only those left (the history is in the checkpoint).
+        try await pipeline.waitFor("the deep predictor's trained event in the archive") {
+            try await d.count("SELECT count(*) AS n FROM event_archive WHERE type = 'almanac.predictor.trained' AND event->'data'->>'kind' = 'deep'") == 1
+        }
+        let event = try #require(try await d.db.query("""
+            SELECT event->'data'->>'epochs' AS epochs FROM event_archive WHERE type = 'almanac.predictor.trained' AND event->'data'->>'kind' = 'deep'
+            """).first)
+        #expect(event.text("epochs") == "8")
+        #expect(try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'deep'") == 1, "one predictor despite the retry")
+        await d.shutdown()
+    }
+}

@@ -1,0 +1,260 @@
+"""The train-deep function: on `almanac.dataset.imported` (a dataset whose `models` is deep or
+champion and that has no deep predictor yet) and on `almanac.accuracy.breached`, trains the
+deep global model on the dataset's latest version and stores a deep predictor — the network,
+per-item holdout forecasts and backtest metrics — then emits `almanac.predictor.trained`.
+
+It runs under the runtime's exec adapter (JSON lines on stdin/stdout, see
+ExecFunctionHandler.swift). The launcher gives it a GPU slot when one is free
+(`gpu: preferred`, as CUDA_VISIBLE_DEVICES), and JAX uses it; otherwise it trains on CPU.
+Each epoch is checkpointed under $ALMANAC_ROOT/.almanac/checkpoints, so a killed instance's
+redelivered event resumes there. The predictor's id derives from the event id and its
+insert is idempotent, so a redelivery never stores two.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+
+SEASONS = {"hourly": 24, "daily": 7, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}
+STEPS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
+
+
+class Refusal(Exception):
+    """A request that cannot succeed as sent (not retried)."""
+
+
+def say(obj) -> None:
+    """One protocol line on stdout."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def log(text: str, level: str = "info") -> None:
+    say({"log": text, "level": level})
+
+
+def regular_series(times: np.ndarray, values: np.ndarray, step: float | None) -> np.ndarray:
+    """An item's values on its grid, gaps as zero (the target's middle fill, as the
+    statistical trainer reads it); in time order as they are when the grid is irregular
+    (months) or unknown."""
+    if step and len(times) > 1:
+        offsets = (times - times[0]) / step
+        index = np.rint(offsets).astype(np.int64)
+        if np.all(np.abs(offsets - index) < 1e-6) and np.all(np.diff(index) > 0):
+            out = np.zeros(index[-1] + 1, np.float32)
+            out[index] = values
+            return out
+    return values.astype(np.float32)
+
+
+def training_options(text: str):
+    """The trainer's settings from ALMANAC_DEEP_OPTIONS (the flags of `almanac_deep fit`)."""
+    from .__main__ import add_training_arguments
+
+    parser = argparse.ArgumentParser(prog="ALMANAC_DEEP_OPTIONS", add_help=False)
+    add_training_arguments(parser)
+    try:
+        return parser.parse_args(shlex.split(text))
+    except SystemExit:
+        raise Refusal(f"ALMANAC_DEEP_OPTIONS={text!r} is not valid: use the flags of `python3 -m almanac_deep fit`")
+
+
+class TrainDeep:
+    """The handler, with its database connection and settings."""
+
+    def __init__(self, database_url: str, root: str, options: str):
+        import psycopg
+
+        self.psycopg = psycopg
+        self.url, self.root, self.options = database_url, root, options
+        self.db = psycopg.connect(database_url, autocommit=True, application_name="almanac-train-deep")
+
+    def handle(self, event: dict) -> list[dict]:
+        """Trains when due; returns the events to emit."""
+        data = event.get("data") or {}
+        tenant = event.get("tenant") or "default"
+        name = data.get("dataset") or event.get("subject") or ""
+        row = self.db.execute(
+            "SELECT horizon, frequency, quantiles, models FROM datasets WHERE tenant = %s AND name = %s", (tenant, name)).fetchone()
+        if row is None:
+            raise Refusal(f"dataset {name!r} does not exist for tenant {tenant}")
+        horizon, frequency, quantiles, models = row
+        if models == "statistical":
+            log(f"dataset {name} uses the statistical models only (datasets create --models deep|champion adds this one)")
+            return []
+        predictor_id = "pd-" + event["id"]
+        version = self.db.execute("SELECT coalesce(max(version), 0) FROM dataset_versions WHERE tenant = %s AND dataset = %s",
+                                  (tenant, name)).fetchone()[0]
+        mine = self.db.execute("SELECT dataset_version, items, metrics FROM predictors WHERE id = %s", (predictor_id,)).fetchone()
+        if mine is not None:  # stored by an attempt that died before its answer was committed
+            return [self.trained_event(name, predictor_id, mine[0], mine[1], mine[2], {"reason": "redelivered"})]
+        latest = self.db.execute(
+            "SELECT max(dataset_version) FROM predictors WHERE tenant = %s AND dataset = %s AND kind = 'deep'", (tenant, name)).fetchone()[0]
+        if event.get("type") == "almanac.dataset.imported" and latest is not None:
+            log(f"dataset {name} has a deep predictor; the forecast function forecasts with it")
+            return []
+        if latest is not None and latest >= version:
+            log(f"a deep predictor for version {version} of {name} exists; request superseded")
+            return []
+        ids, series = self.load(tenant, name, frequency)
+        if not ids:
+            raise Refusal(f"dataset {name} has no observations")
+        return [self.train(event, tenant, name, version, horizon, frequency, quantiles, ids, series, predictor_id)]
+
+    def load(self, tenant: str, name: str, frequency: str | None):
+        rows = self.db.execute(
+            "SELECT item_id, extract(epoch FROM ts)::float8, value FROM observations WHERE tenant = %s AND dataset = %s ORDER BY item_id, ts",
+            (tenant, name)).fetchall()
+        by_item: dict[str, tuple[list, list]] = {}
+        for item, t, v in rows:
+            by_item.setdefault(item, ([], []))
+            by_item[item][0].append(t)
+            by_item[item][1].append(v)
+        step = STEPS.get(frequency or "")
+        if frequency is None and rows:
+            diffs = np.concatenate([np.diff(np.asarray(ts)) for ts, _ in by_item.values() if len(ts) > 1] or [np.zeros(0)])
+            step = float(np.min(diffs)) if diffs.size and np.min(diffs) < 28 * 86400 else None
+        ids = list(by_item)
+        return ids, [regular_series(np.asarray(by_item[i][0]), np.asarray(by_item[i][1], np.float64), step) for i in ids]
+
+    def train(self, event, tenant, name, version, horizon, frequency, quantiles, ids, series, predictor_id) -> dict:
+        import jax
+
+        from .model import DeepPredictor, default_lookback
+        from .network import NetworkConfig
+        from .training import TrainConfig
+
+        opts = training_options(self.options)
+        levels = tuple(sorted(set(float(q) for q in quantiles) | {0.5}))
+        season = SEASONS.get(frequency or "", 1)
+        cfg = NetworkConfig(lookback=opts.lookback or default_lookback(horizon, season), horizon=horizon, levels=levels,
+                            width=opts.width, layers=opts.layers, blocks=opts.blocks)
+        tc = TrainConfig(steps_per_epoch=opts.steps_per_epoch, batch=opts.batch, max_epochs=opts.max_epochs,
+                         patience=opts.patience, learning_rate=opts.learning_rate, seed=opts.seed)
+        device = str(jax.devices()[0])
+        key = hashlib.sha256(f"{tenant}/{name}/{event['id']}".encode()).hexdigest()[:24]
+        checkpoint = os.path.join(self.root, ".almanac", "checkpoints", key)
+        started = time.perf_counter()
+        self.db.execute("""
+            INSERT INTO deep_training (tenant, dataset, event_id, device, member, members, epoch, max_epochs)
+            VALUES (%s, %s, %s, %s, 1, %s, 0, %s)
+            ON CONFLICT (tenant, dataset) DO UPDATE SET event_id = excluded.event_id, device = excluded.device, member = 1,
+                members = excluded.members, epoch = 0, max_epochs = excluded.max_epochs, loss = NULL, validation = NULL,
+                started_at = now(), updated_at = now()
+            """, (tenant, name, event["id"], device, opts.members, tc.max_epochs))
+        log(f"training the deep model for {name} v{version}: {len(ids)} series, horizon {horizon}, lookback {cfg.lookback}, on {device}")
+
+        def progress(record):
+            say({"progress": {"dataset": name, **record}})
+            if "epoch" in record:
+                self.db.execute("""
+                    UPDATE deep_training SET member = %s, epoch = %s, loss = %s, validation = %s, updated_at = now()
+                    WHERE tenant = %s AND dataset = %s AND event_id = %s
+                    """, (record["member"], record["epoch"], record["loss"], record["validation"], tenant, name, event["id"]))
+
+        try:
+            predictor = DeepPredictor.fit(series, None, cfg, tc, members=opts.members, checkpoint=checkpoint, progress=progress)
+        except ValueError as e:
+            raise Refusal(f"dataset {name}: {e}")
+        holdout = predictor.forecast(series, None, holdout=True)
+        per_item, metrics = holdout_metrics(series, holdout, levels, horizon)
+        self.store(tenant, name, version, event["id"], predictor_id, ids, series, holdout, levels, per_item, metrics, predictor)
+        for k in range(opts.members):
+            if os.path.exists(f"{checkpoint}.{k}"):
+                os.remove(f"{checkpoint}.{k}")
+        extra = {"seconds": round(time.perf_counter() - started, 1), "epochs": len(predictor.history), "device": device,
+                 "reason": "accuracy breached" if event.get("type") == "almanac.accuracy.breached" else "first data"}
+        log(f"deep predictor {predictor_id} trained: holdout WAPE {metrics.get('WAPE')}")
+        return self.trained_event(name, predictor_id, version, len(ids), metrics, extra)
+
+    def store(self, tenant, name, version, event_id, predictor_id, ids, series, holdout, levels, per_item, metrics, predictor):
+        h = holdout.shape[1]
+        with self.psycopg.connect(self.url, application_name="almanac-train-deep") as conn, conn.transaction():
+            inserted = conn.execute("""
+                INSERT INTO predictors (id, tenant, dataset, dataset_version, kind, trigger_event, items, metrics)
+                VALUES (%s, %s, %s, %s, 'deep', %s, %s, %s::jsonb) ON CONFLICT DO NOTHING
+                """, (predictor_id, tenant, name, version, event_id, len(ids), json.dumps(metrics))).rowcount
+            if inserted == 0:
+                return
+            method = f"deep global (N-BEATS-style; {len(predictor.members)} member(s), lookback {predictor.cfg.lookback})"
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO predictor_items (predictor_id, item_id, members, combination, method, metrics) VALUES (%s, %s, %s, 'mean', %s, %s::jsonb)",
+                    [(predictor_id, item, ["deep"], method, json.dumps(per_item[i])) for i, item in enumerate(ids)])
+                cur.executemany(
+                    "INSERT INTO predictor_holdouts (predictor_id, item_id, actual, levels, quantiles) VALUES (%s, %s, %s, %s, %s)",
+                    [(predictor_id, item, [float(x) for x in series[i][-h:]], list(levels), holdout[i].astype(float).tolist())
+                     for i, item in enumerate(ids) if len(series[i]) > h])
+            conn.execute("INSERT INTO predictor_models (predictor_id, format, model) VALUES (%s, 'almanac-deep-npz-1', %s)",
+                         (predictor_id, predictor.to_bytes()))
+            conn.execute("DELETE FROM deep_training WHERE tenant = %s AND dataset = %s AND event_id = %s", (tenant, name, event_id))
+
+    @staticmethod
+    def trained_event(name, predictor_id, version, items, metrics, extra) -> dict:
+        data = {"dataset": name, "predictor_id": predictor_id, "dataset_version": version, "items": items,
+                "metrics": metrics if isinstance(metrics, dict) else json.loads(metrics), "kind": "deep", **extra}
+        return {"type": "almanac.predictor.trained", "subject": name, "data": data}
+
+
+def holdout_metrics(series, holdout, levels, horizon):
+    """WAPE of the median and mean weighted quantile loss on each item's holdout window,
+    per item and pooled (the statistical predictor's `WAPE` and `avg_wQL`)."""
+    m = levels.index(0.5)
+    per_item, abs_err, abs_act, ql = [], 0.0, 0.0, np.zeros(len(levels))
+    for s, q in zip(series, holdout):
+        if len(s) <= horizon:
+            per_item.append({})
+            continue
+        y = np.asarray(s[-horizon:], np.float64)
+        diff = y[:, None] - q
+        loss = np.sum(np.maximum(np.asarray(levels) * diff, (np.asarray(levels) - 1) * diff), axis=0)
+        denom = np.sum(np.abs(y))
+        item = {}
+        if denom > 0:
+            item = {"WAPE": float(np.sum(np.abs(diff[:, m])) / denom), "avg_wQL": float(np.mean(2 * loss / denom))}
+        per_item.append(item)
+        abs_err += float(np.sum(np.abs(diff[:, m])))
+        abs_act += float(denom)
+        ql += loss
+    pooled = {"WAPE": abs_err / abs_act, "avg_wQL": float(np.mean(2 * ql / abs_act))} if abs_act > 0 else {}
+    return per_item, pooled
+
+
+def die_with_parent() -> None:
+    """Asks Linux to kill this process when its parent (the function instance) dies, so a
+    killed instance leaves no training behind to race the retry for the checkpoint."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def main() -> int:
+    """The exec adapter's loop: one request line in, progress and one answer line out."""
+    die_with_parent()
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        sys.stderr.write("DATABASE_URL is not set; the launcher sets it (see .almanac/endpoints.env after `almanac up`)\n")
+        return 2
+    handler = TrainDeep(url, os.environ.get("ALMANAC_ROOT", ".almanac"), os.environ.get("ALMANAC_DEEP_OPTIONS", ""))
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            say({"ok": True, "emit": handler.handle(request["event"])})
+        except Refusal as e:
+            say({"ok": False, "error": str(e), "retriable": False})
+        except Exception as e:  # noqa: BLE001 — any other failure is reported and retried
+            say({"ok": False, "error": f"{type(e).__name__}: {e}", "retriable": True})
+    return 0
