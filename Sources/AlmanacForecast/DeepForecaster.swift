@@ -71,6 +71,14 @@ public struct DeepForecaster: Sendable {
         try run(["predict", "--model", model], series: series, progress: nil).map { try $0.make($0.forecast, levels: levels) }
     }
 
+    /// Forecasts a pipeline dataset with its stored deep predictor: the Python side reads the
+    /// network and the data (with its related columns) from Postgres, as training did.
+    /// - Returns: the forecast per item id.
+    public func forecastStored(predictor: String, databaseURL: String, levels: [Double]) throws -> [String: Forecast] {
+        let rows = try run(["forecast-stored", "--predictor", predictor], series: nil, environment: ["DATABASE_URL": databaseURL], progress: nil)
+        return Dictionary(try rows.map { ($0.id, try $0.make($0.forecast, levels: levels)) }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// One output line of the Python side.
     struct Row: Decodable {
         var id: String
@@ -93,21 +101,26 @@ public struct DeepForecaster: Sendable {
         }
     }
 
-    func run(_ args: [String], series: [TimeSeries], progress: (@Sendable (String) -> Void)?) throws -> [Row] {
+    func run(_ args: [String], series: [TimeSeries]?, environment extra: [String: String] = [:],
+             progress: (@Sendable (String) -> Void)?) throws -> [Row] {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("almanac-deep-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("series.jsonl"), output = dir.appendingPathComponent("out.jsonl")
-        var text = ""
-        for s in series {
-            let line = try JSONSerialization.data(withJSONObject: ["id": s.id, "values": Self.filled(s.values)])
-            text += String(decoding: line, as: UTF8.self) + "\n"
+        var inputArgs: [String] = []
+        if let series {
+            var text = ""
+            for s in series {
+                let line = try JSONSerialization.data(withJSONObject: ["id": s.id, "values": Self.filled(s.values)])
+                text += String(decoding: line, as: UTF8.self) + "\n"
+            }
+            try text.write(to: input, atomically: true, encoding: .utf8)
+            inputArgs = ["--series", input.path]
         }
-        try text.write(to: input, atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, "-m", "almanac_deep"] + args + ["--series", input.path, "--output", output.path]
-        var env = ProcessInfo.processInfo.environment
+        process.arguments = [python, "-m", "almanac_deep"] + args + inputArgs + ["--output", output.path]
+        var env = ProcessInfo.processInfo.environment.merging(extra) { _, b in b }
         env["PYTHONPATH"] = packageRoot + (env["PYTHONPATH"].map { ":" + $0 } ?? "")
         process.environment = env
         let errPipe = Pipe()
@@ -133,7 +146,9 @@ public struct DeepForecaster: Sendable {
         }
         let decoder = JSONDecoder()
         let rows = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try decoder.decode(Row.self, from: Data($0.utf8)) }
-        guard rows.map(\.id) == series.map(\.id) else { throw ForecastInputError(message: "the deep model answered for other series than it was given") }
+        if let series, rows.map(\.id) != series.map(\.id) {
+            throw ForecastInputError(message: "the deep model answered for other series than it was given")
+        }
         return rows
     }
 

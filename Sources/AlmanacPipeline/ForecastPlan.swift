@@ -70,7 +70,7 @@ public struct ForecastPlan: Sendable {
         if kind != .deep, let statistical {
             statForecasts = await ForecastRun.make(id: id, dataset: d, predictor: statistical, data: data).forecasts
         }
-        if kind != .statistical, let deep { deepForecasts = try await Self.deepForecasts(deep, dataset: d, data: data, in: db) }
+        if kind != .statistical, let deep { deepForecasts = try Self.deepForecasts(deep, dataset: d, data: data) }
         let forecasts: [Forecast]
         switch kind {
         case .statistical: forecasts = statForecasts
@@ -82,20 +82,22 @@ public struct ForecastPlan: Sendable {
                            quantiles: d.quantiles, series: data.series, forecasts: forecasts, kind: kind, backtestWAPE: backtestWAPE)
     }
 
-    /// The deep predictor's forecasts from the latest data: its network from
-    /// `predictor_models`, run by `DeepForecaster` (on CPU unless this process was given a GPU).
-    static func deepForecasts(_ p: Predictor, dataset d: Dataset, data: DatasetSeries, in db: PostgresConnection) async throws -> [Forecast] {
-        let rows = try await db.query("SELECT encode(model, 'base64') AS model FROM predictor_models WHERE predictor_id = $1", [p.id])
-        guard let text = rows.first?.text("model"), let bytes = Data(base64Encoded: text, options: .ignoreUnknownCharacters) else {
-            throw FunctionError("deep predictor \(p.id) has no stored network in predictor_models", retriable: false)
+    /// The deep predictor's forecasts from the latest data, per series: the Python side reads
+    /// the network (`predictor_models`) and the data, related columns included, as training
+    /// did; it runs on the CPU (the forecast function takes no GPU slot).
+    static func deepForecasts(_ p: Predictor, dataset d: Dataset, data: DatasetSeries) throws -> [Forecast] {
+        guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"] else {
+            throw FunctionError("DATABASE_URL is not set; the deep model reads its network and data from Postgres", retriable: false)
         }
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("almanac-\(p.id)-\(UUID().uuidString).npz")
-        try bytes.write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
+        let byItem: [String: Forecast]
         do {
-            return try DeepForecaster().predict(model: file.path, series: data.series, levels: d.quantiles)
+            byItem = try DeepForecaster().forecastStored(predictor: p.id, databaseURL: url, levels: d.quantiles)
         } catch let e as ForecastInputError {
             throw FunctionError("deep predictor \(p.id): \(e.message)", retriable: true)
+        }
+        return try data.series.map { s in
+            guard let f = byItem[s.id] else { throw FunctionError("deep predictor \(p.id) returned no forecast for item \(s.id)", retriable: true) }
+            return f
         }
     }
 }

@@ -8,21 +8,22 @@ import Testing
 
 /// The deep trainer as a pipeline function (Python under the exec adapter, a tiny network on
 /// CPU): a champion dataset gets a statistical and a deep predictor on the same version,
-/// and its forecast comes from the one champion selection picks; a train-deep instance
-/// killed mid-training resumes from its checkpoint.
+/// and its forecast comes from the one champion selection picks; a train-deep instance of a
+/// deep-only dataset killed mid-training resumes from its checkpoint, and the dataset is
+/// forecast by the network.
 @Suite(.serialized) struct DeepPipelineTests {
     static let functions = ["ingest", "train", "train-deep", "forecast", "export", "notify"]
     let pipeline = ForecastPipelineTests()
 
     /// A deployment whose deep trainer is tiny and whose functions find python/almanac_deep.
-    func deployment(epochs: Int, steps: Int = 20) async throws -> TestDeployment {
-        var d = try await TestDeployment(functions: [], pipeline: Self.functions)
+    func deployment(epochs: Int, steps: Int = 20, models: String = "champion") async throws -> TestDeployment {
+        let d = try await TestDeployment(functions: [], pipeline: Self.functions)
         d.environment = [
             "ALMANAC_DEEP_PATH": TestPaths.root + "/python", "JAX_PLATFORMS": "cpu",
             "ALMANAC_DEEP_OPTIONS": "--width 32 --layers 2 --blocks 1 --batch 64 --lookback 28 --steps-per-epoch \(steps) --max-epochs \(epochs) --patience 100",
         ]
         d.gpus = GPUInventory(slots: ["0"])
-        try await DatasetStore.create(Dataset(tenant: "default", name: "shop", horizon: 7, frequency: "daily", models: "champion"), in: d.db)
+        try await DatasetStore.create(Dataset(tenant: "default", name: "shop", horizon: 7, frequency: "daily", models: models), in: d.db)
         return d
     }
 
@@ -34,7 +35,7 @@ import Testing
                                                   eventTypes: ["almanac.forecast.exported"], allowPrivate: true, in: d.db)
             receiver.secret = endpoint.secret
             try await d.startControlPlane()
-            try await pipeline.arrive(d, try pipeline.drop(d, "history.csv", pipeline.rows(items: ["A", "B", "C"], days: 0..<84)))
+            try await pipeline.arrive(d, try dropWithPromotions(d, items: ["A", "B", "C"], days: 0..<84))
             try await pipeline.waitFor("both predictors and the champion's forecast", timeout: .seconds(240)) {
                 try await d.count("SELECT count(*) AS n FROM forecasts WHERE backtest_wape IS NOT NULL") == 1
             }
@@ -47,6 +48,9 @@ import Testing
             let trained = try await d.db.query("SELECT (event->'data')::text AS data FROM event_archive WHERE type = 'almanac.predictor.trained'")
             let kinds = Set(trained.compactMap { try? JSONValue(parsing: $0.text("data") ?? "")["kind"]?.stringValue })
             #expect(kinds == ["statistical", "deep"])
+            // The deep model read the related column as an input.
+            let deepEvent = trained.compactMap { try? JSONValue(parsing: $0.text("data") ?? "") }.first { $0["kind"]?.stringValue == "deep" }
+            #expect(deepEvent?["related"]?.arrayValue?.compactMap(\.stringValue) == ["promo"])
             #expect(try await d.count("SELECT count(DISTINCT dataset_version) AS n FROM predictors") == 1)
 
             // The champion's forecast is the kind that champion selection picks from the stored holdouts.
@@ -67,8 +71,25 @@ import Testing
         }
     }
 
+    /// Daily rows with a related `promo` column (1 every sixth day) that lifts the target by half.
+    func dropWithPromotions(_ d: TestDeployment, items: [String], days: Range<Int>) throws -> String {
+        let start = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01
+        var body = "item_id,timestamp,target_value,promo\n"
+        for (k, item) in items.enumerated() {
+            for day in days {
+                let promo = day % 6 == 0 ? 1.0 : 0.0
+                let v = (100 + Double(k) * 20 + [0, 5, 10, 8, 3, -6, -12][day % 7]) * (1 + 0.5 * promo)
+                body += "\(item),\(RFC3339.format(start.addingTimeInterval(Double(day) * 86400)).prefix(10)),\(v),\(Int(promo))\n"
+            }
+        }
+        try FileManager.default.createDirectory(atPath: "\(d.dropDirectory)/shop", withIntermediateDirectories: true)
+        let path = "\(d.dropDirectory)/shop/history.csv"
+        try Data(body.utf8).write(to: URL(fileURLWithPath: path))
+        return "file://" + path
+    }
+
     @Test func aKilledDeepTrainingResumesFromItsCheckpoint() async throws {
-        let d = try await deployment(epochs: 8, steps: 2000)
+        let d = try await deployment(epochs: 8, steps: 2000, models: "deep")
         try await d.startControlPlane()
         try await pipeline.arrive(d, try pipeline.drop(d, "history.csv", pipeline.rows(items: ["A", "B", "C"], days: 0..<84)))
         try await pipeline.waitFor("deep training past its second epoch", timeout: .seconds(180)) {
@@ -91,6 +112,12 @@ import Testing
             """).first)
         #expect(event.text("epochs") == "8")
         #expect(try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'deep'") == 1, "one predictor despite the retry")
+        // A deep-only dataset: no statistical predictor, and the forecast comes from the network.
+        #expect(try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'statistical'") == 0)
+        try await pipeline.waitFor("the deep forecast in the table") {
+            try await d.count("SELECT count(*) AS n FROM latest_forecasts l JOIN forecasts f ON f.id = l.forecast_id WHERE f.kind = 'deep'") == 21
+        }
+        #expect(try await d.count("SELECT count(*) AS n FROM latest_forecasts WHERE NOT (q[1] <= q[2] AND q[2] <= q[3])") == 0)
         await d.shutdown()
     }
 }

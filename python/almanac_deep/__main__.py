@@ -43,7 +43,8 @@ def _read_series(path: str):
     return ids, values, related
 
 
-def _write(path: str, ids, levels, forecast, holdout=None):
+def write_forecasts(path: str, ids, levels, forecast, holdout=None):
+    """One JSON line per series: its levels, forecast [step][level] and holdout forecast."""
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         for i, item in enumerate(ids):
@@ -90,7 +91,17 @@ def main(argv=None) -> int:
     pred.add_argument("--model", required=True)
     pred.add_argument("--series", required=True)
     pred.add_argument("--output", required=True)
+    stored = sub.add_parser("forecast-stored", help="forecast a pipeline dataset with its stored deep predictor (DATABASE_URL)")
+    stored.add_argument("--predictor", required=True)
+    stored.add_argument("--output", required=True)
     args = parser.parse_args(argv)
+    if args.command == "forecast-stored":
+        from .function import forecast_stored
+
+        url = os.environ.get("DATABASE_URL")
+        if not url:
+            raise SystemExit("DATABASE_URL is not set")
+        return forecast_stored(url, args.predictor, args.output)
 
     import jax  # after argument errors, which should not wait for JAX to load
 
@@ -103,7 +114,7 @@ def main(argv=None) -> int:
     if args.command == "predict":
         with open(args.model, "rb") as f:
             predictor = DeepPredictor.from_bytes(f.read())
-        _write(args.output, ids, predictor.cfg.levels, predictor.forecast(values, related))
+        write_forecasts(args.output, ids, predictor.cfg.levels, predictor.forecast(values, related))
         return 0
     levels = tuple(sorted(float(x) for x in args.levels.split(",")))
     if any(not 0 < q < 1 for q in levels):
@@ -122,7 +133,7 @@ def main(argv=None) -> int:
         with open(args.model + ".tmp", "wb") as f:
             f.write(predictor.to_bytes())
         os.replace(args.model + ".tmp", args.model)
-    _write(args.output, ids, levels, predictor.forecast(values, related), predictor.forecast(values, related, holdout=True))
+    write_forecasts(args.output, ids, levels, predictor.forecast(values, related), predictor.forecast(values, related, holdout=True))
     _progress({"done": True, "epochs": len(predictor.history), "seconds": round(time.perf_counter() - started, 2)})
     return 0
 

@@ -40,18 +40,37 @@ def log(text: str, level: str = "info") -> None:
     say({"log": text, "level": level})
 
 
-def regular_series(times: np.ndarray, values: np.ndarray, step: float | None) -> np.ndarray:
-    """An item's values on its grid, gaps as zero (the target's middle fill, as the
-    statistical trainer reads it); in time order as they are when the grid is irregular
-    (months) or unknown."""
+def grid_index(times: np.ndarray, step: float | None) -> np.ndarray:
+    """Each observation's position on its item's grid: gaps leave holes (filled with zero,
+    the target's middle fill, as the statistical trainer reads it); when the grid is
+    irregular (months) or unknown, the observations in time order."""
     if step and len(times) > 1:
         offsets = (times - times[0]) / step
         index = np.rint(offsets).astype(np.int64)
         if np.all(np.abs(offsets - index) < 1e-6) and np.all(np.diff(index) > 0):
-            out = np.zeros(index[-1] + 1, np.float32)
-            out[index] = values
-            return out
-    return values.astype(np.float32)
+            return index
+    return np.arange(len(times))
+
+
+def on_grid(index: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Values placed at their grid positions (the last axis), zeros in the gaps."""
+    out = np.zeros(values.shape[:-1] + (int(index[-1]) + 1,), np.float32)
+    out[..., index] = values
+    return out
+
+
+def regular_series(times: np.ndarray, values: np.ndarray, step: float | None) -> np.ndarray:
+    """An item's values on its grid (see grid_index)."""
+    return on_grid(grid_index(times, step), values)
+
+
+def related_number(value) -> float:
+    """A related column's value as a number (missing, non-numeric or non-finite: 0)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return v if np.isfinite(v) else 0.0
 
 
 def training_options(text: str):
@@ -103,28 +122,36 @@ class TrainDeep:
         if latest is not None and latest >= version:
             log(f"a deep predictor for version {version} of {name} exists; request superseded")
             return []
-        ids, series = self.load(tenant, name, frequency)
+        ids, series, related, names = self.load(tenant, name, frequency)
         if not ids:
             raise Refusal(f"dataset {name} has no observations")
-        return [self.train(event, tenant, name, version, horizon, frequency, quantiles, ids, series, predictor_id)]
+        return [self.train(event, tenant, name, version, horizon, frequency, quantiles, ids, series, related, names, predictor_id)]
 
-    def load(self, tenant: str, name: str, frequency: str | None):
+    def load(self, tenant: str, name: str, frequency: str | None, names: list[str] | None = None):
+        """The dataset's items, their series on the grid, and their related series
+        ([columns, steps] per item, or None when the dataset has none) with the column names.
+        `names` fixes the related columns (a trained network's); by default, every column seen."""
         rows = self.db.execute(
-            "SELECT item_id, extract(epoch FROM ts)::float8, value FROM observations WHERE tenant = %s AND dataset = %s ORDER BY item_id, ts",
-            (tenant, name)).fetchall()
-        by_item: dict[str, tuple[list, list]] = {}
-        for item, t, v in rows:
-            by_item.setdefault(item, ([], []))
-            by_item[item][0].append(t)
-            by_item[item][1].append(v)
+            "SELECT item_id, extract(epoch FROM ts)::float8, value, related FROM observations WHERE tenant = %s AND dataset = %s "
+            "ORDER BY item_id, ts", (tenant, name)).fetchall()
+        if names is None:
+            names = sorted({k for r in rows if r[3] for k in r[3]})
+        by_item: dict[str, list] = {}
+        for item, t, v, rel in rows:
+            by_item.setdefault(item, []).append((t, v, [related_number((rel or {}).get(k)) for k in names]))
         step = STEPS.get(frequency or "")
-        if frequency is None and rows:
-            diffs = np.concatenate([np.diff(np.asarray(ts)) for ts, _ in by_item.values() if len(ts) > 1] or [np.zeros(0)])
+        if frequency is None and by_item:
+            diffs = np.concatenate([np.diff([o[0] for o in obs]) for obs in by_item.values() if len(obs) > 1] or [np.zeros(0)])
             step = float(np.min(diffs)) if diffs.size and np.min(diffs) < 28 * 86400 else None
-        ids = list(by_item)
-        return ids, [regular_series(np.asarray(by_item[i][0]), np.asarray(by_item[i][1], np.float64), step) for i in ids]
+        ids, series, related = list(by_item), [], []
+        for item in ids:
+            obs = by_item[item]
+            index = grid_index(np.array([o[0] for o in obs]), step)
+            series.append(on_grid(index, np.array([o[1] for o in obs], np.float64)))
+            related.append(on_grid(index, np.array([o[2] for o in obs], np.float64).T.reshape(len(names), len(obs))))
+        return ids, series, (related if names else None), names
 
-    def train(self, event, tenant, name, version, horizon, frequency, quantiles, ids, series, predictor_id) -> dict:
+    def train(self, event, tenant, name, version, horizon, frequency, quantiles, ids, series, related, names, predictor_id) -> dict:
         import jax
 
         from .model import DeepPredictor, default_lookback
@@ -135,7 +162,7 @@ class TrainDeep:
         levels = tuple(sorted(set(float(q) for q in quantiles) | {0.5}))
         season = SEASONS.get(frequency or "", 1)
         cfg = NetworkConfig(lookback=opts.lookback or default_lookback(horizon, season), horizon=horizon, levels=levels,
-                            width=opts.width, layers=opts.layers, blocks=opts.blocks)
+                            related=len(names), width=opts.width, layers=opts.layers, blocks=opts.blocks)
         tc = TrainConfig(steps_per_epoch=opts.steps_per_epoch, batch=opts.batch, max_epochs=opts.max_epochs,
                          patience=opts.patience, learning_rate=opts.learning_rate, seed=opts.seed)
         device = str(jax.devices()[0])
@@ -149,7 +176,8 @@ class TrainDeep:
                 members = excluded.members, epoch = 0, max_epochs = excluded.max_epochs, loss = NULL, validation = NULL,
                 started_at = now(), updated_at = now()
             """, (tenant, name, event["id"], device, opts.members, tc.max_epochs))
-        log(f"training the deep model for {name} v{version}: {len(ids)} series, horizon {horizon}, lookback {cfg.lookback}, on {device}")
+        log(f"training the deep model for {name} v{version}: {len(ids)} series, horizon {horizon}, lookback {cfg.lookback}, "
+            f"related series {names or 'none'}, on {device}")
 
         def progress(record):
             say({"progress": {"dataset": name, **record}})
@@ -160,16 +188,18 @@ class TrainDeep:
                     """, (record["member"], record["epoch"], record["loss"], record["validation"], tenant, name, event["id"]))
 
         try:
-            predictor = DeepPredictor.fit(series, None, cfg, tc, members=opts.members, checkpoint=checkpoint, progress=progress)
+            predictor = DeepPredictor.fit(series, related, cfg, tc, members=opts.members, checkpoint=checkpoint, progress=progress)
         except ValueError as e:
             raise Refusal(f"dataset {name}: {e}")
-        holdout = predictor.forecast(series, None, holdout=True)
+        predictor.related_names = names
+        holdout = predictor.forecast(series, related, holdout=True)
         per_item, metrics = holdout_metrics(series, holdout, levels, horizon)
         self.store(tenant, name, version, event["id"], predictor_id, ids, series, holdout, levels, per_item, metrics, predictor)
         for k in range(opts.members):
             if os.path.exists(f"{checkpoint}.{k}"):
                 os.remove(f"{checkpoint}.{k}")
         extra = {"seconds": round(time.perf_counter() - started, 1), "epochs": len(predictor.history), "device": device,
+                 "related": names,
                  "reason": "accuracy breached" if event.get("type") == "almanac.accuracy.breached" else "first data"}
         log(f"deep predictor {predictor_id} trained: holdout WAPE {metrics.get('WAPE')}")
         return self.trained_event(name, predictor_id, version, len(ids), metrics, extra)
@@ -201,6 +231,26 @@ class TrainDeep:
         data = {"dataset": name, "predictor_id": predictor_id, "dataset_version": version, "items": items,
                 "metrics": metrics if isinstance(metrics, dict) else json.loads(metrics), "kind": "deep", **extra}
         return {"type": "almanac.predictor.trained", "subject": name, "data": data}
+
+
+def forecast_stored(database_url: str, predictor_id: str, output: str) -> int:
+    """Forecasts a dataset from its latest data with a stored deep predictor, reading the
+    data as training did (grid, related columns); one JSON line per item in `output`."""
+    from .__main__ import write_forecasts
+    from .model import DeepPredictor
+
+    handler = TrainDeep(database_url, ".", "")
+    row = handler.db.execute("""
+        SELECT p.tenant, p.dataset, d.frequency, m.model FROM predictors p JOIN datasets d ON d.tenant = p.tenant AND d.name = p.dataset
+        JOIN predictor_models m ON m.predictor_id = p.id WHERE p.id = %s
+        """, (predictor_id,)).fetchone()
+    if row is None:
+        raise SystemExit(f"deep predictor {predictor_id} or its network is not stored")
+    tenant, name, frequency, model = row
+    predictor = DeepPredictor.from_bytes(bytes(model))
+    ids, series, related, _ = handler.load(tenant, name, frequency, names=predictor.related_names)
+    write_forecasts(output, ids, predictor.cfg.levels, predictor.forecast(series, related))
+    return 0
 
 
 def holdout_metrics(series, holdout, levels, horizon):

@@ -27,8 +27,10 @@ class DeepPredictor:
     """Network config plus the trained parameters of each ensemble member (the same network
     trained from different seeds; their quantiles are averaged, which keeps them ordered)."""
 
-    def __init__(self, cfg: NetworkConfig, members: list, history: list[dict]):
+    def __init__(self, cfg: NetworkConfig, members: list, history: list[dict], related_names: list[str] | None = None):
         self.cfg, self.members, self.history = cfg, members, history
+        # The related columns the network reads, in order (cfg.related of them).
+        self.related_names = related_names or []
 
     @staticmethod
     def fit(series: list[np.ndarray], related: list[np.ndarray] | None, cfg: NetworkConfig, tc: TrainConfig,
@@ -60,7 +62,7 @@ class DeepPredictor:
         leaves = {f"p_{k}_{i}": np.asarray(x) for k, params in enumerate(self.members)
                   for i, x in enumerate(jax.tree_util.tree_leaves(params))}
         meta = json.dumps({"config": json.loads(self.cfg.to_json()), "members": len(self.members),
-                           "history": self.history}).encode()
+                           "history": self.history, "related_names": self.related_names}).encode()
         np.savez(buf, meta=np.frombuffer(meta, np.uint8), **leaves)
         return buf.getvalue()
 
@@ -73,4 +75,4 @@ class DeepPredictor:
             treedef = jax.tree_util.tree_structure(network.init(jax.random.PRNGKey(0), cfg))
             members = [jax.tree_util.tree_unflatten(treedef, [jnp.asarray(z[f"p_{k}_{i}"]) for i in range(treedef.num_leaves)])
                        for k in range(meta["members"])]
-        return DeepPredictor(cfg, members, meta["history"])
+        return DeepPredictor(cfg, members, meta["history"], meta.get("related_names"))
