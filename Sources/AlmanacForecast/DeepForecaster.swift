@@ -74,8 +74,11 @@ public struct DeepForecaster: Sendable {
     /// Forecasts a pipeline dataset with its stored deep predictor: the Python side reads the
     /// network and the data (with its related columns) from Postgres, as training did.
     /// - Returns: the forecast per item id.
-    public func forecastStored(predictor: String, databaseURL: String, levels: [Double]) throws -> [String: Forecast] {
-        let rows = try run(["forecast-stored", "--predictor", predictor], series: nil, environment: ["DATABASE_URL": databaseURL], progress: nil)
+    /// - Parameter gpu: the `CUDA_VISIBLE_DEVICES` slot to run on (nil: the CPU); JAX does
+    ///   not preallocate its memory, as the slot is borrowed.
+    public func forecastStored(predictor: String, databaseURL: String, levels: [Double], gpu: String? = nil) throws -> [String: Forecast] {
+        let env = ["DATABASE_URL": databaseURL, "CUDA_VISIBLE_DEVICES": gpu ?? "", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"]
+        let rows = try run(["forecast-stored", "--predictor", predictor], series: nil, environment: env, progress: nil)
         return Dictionary(try rows.map { ($0.id, try $0.make($0.forecast, levels: levels)) }, uniquingKeysWith: { a, _ in a })
     }
 

@@ -83,7 +83,7 @@ public struct ForecastFunction: FunctionHandler {
         }
         guard let plan = try await ForecastPlan.make(for: event, dataset: dataset, in: db, logger: context.logger) else { return }
         let data = try await DatasetSeries.load(dataset, from: db)
-        let run = try await plan.run(id: "fc-" + event.id, dataset: dataset, data: data, in: db)
+        let run = try await plan.run(id: "fc-" + event.id, dataset: dataset, data: data, in: db, logger: context.logger)
         context.write { tx in try await run.save(trigger: event.id, in: tx) }
         var out: [String: JSONValue] = [
             "dataset": .string(dataset.name), "forecast_id": .string(run.id), "predictor_id": .string(run.predictorID),

@@ -65,12 +65,16 @@ public struct ForecastPlan: Sendable {
     }
 
     /// Forecasts the data with the plan's predictor(s).
-    public func run(id: String, dataset d: Dataset, data: DatasetSeries, in db: PostgresConnection) async throws -> ForecastRun {
+    public func run(id: String, dataset d: Dataset, data: DatasetSeries, in db: PostgresConnection, logger: Logger) async throws -> ForecastRun {
         var statForecasts: [Forecast] = [], deepForecasts: [Forecast] = []
         if kind != .deep, let statistical {
             statForecasts = await ForecastRun.make(id: id, dataset: d, predictor: statistical, data: data).forecasts
         }
-        if kind != .statistical, let deep { deepForecasts = try Self.deepForecasts(deep, dataset: d, data: data) }
+        if kind != .statistical, let deep {
+            let gpu = await Self.freeGPU(in: db)
+            logger.info("deep inference", metadata: ["predictor": "\(deep.id)", "gpu": "\(gpu ?? "none: CPU")"])
+            deepForecasts = try Self.deepForecasts(deep, dataset: d, data: data, gpu: gpu)
+        }
         let forecasts: [Forecast]
         switch kind {
         case .statistical: forecasts = statForecasts
@@ -82,16 +86,26 @@ public struct ForecastPlan: Sendable {
                            quantiles: d.quantiles, series: data.series, forecasts: forecasts, kind: kind, backtestWAPE: backtestWAPE)
     }
 
+    /// A GPU slot of the inventory (`ALMANAC_GPUS`, which the launcher passes on) that no
+    /// instance holds now, or nil. Deep inference borrows it without taking it from the
+    /// launcher: inference is short, and JAX is told not to preallocate the GPU's memory.
+    static func freeGPU(in db: PostgresConnection) async -> String? {
+        let inventory = GPUInventory.detect()
+        guard !inventory.slots.isEmpty else { return nil }
+        let held = (try? await db.query("SELECT gpu FROM function_instances WHERE gpu IS NOT NULL"))?.compactMap { $0.text("gpu") } ?? []
+        return inventory.slots.first { !held.contains($0) }
+    }
+
     /// The deep predictor's forecasts from the latest data, per series: the Python side reads
     /// the network (`predictor_models`) and the data, related columns included, as training
-    /// did; it runs on the CPU (the forecast function takes no GPU slot).
-    static func deepForecasts(_ p: Predictor, dataset d: Dataset, data: DatasetSeries) throws -> [Forecast] {
+    /// did; on the GPU slot given, else on the CPU.
+    static func deepForecasts(_ p: Predictor, dataset d: Dataset, data: DatasetSeries, gpu: String?) throws -> [Forecast] {
         guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"] else {
             throw FunctionError("DATABASE_URL is not set; the deep model reads its network and data from Postgres", retriable: false)
         }
         let byItem: [String: Forecast]
         do {
-            byItem = try DeepForecaster().forecastStored(predictor: p.id, databaseURL: url, levels: d.quantiles)
+            byItem = try DeepForecaster().forecastStored(predictor: p.id, databaseURL: url, levels: d.quantiles, gpu: gpu)
         } catch let e as ForecastInputError {
             throw FunctionError("deep predictor \(p.id): \(e.message)", retriable: true)
         }

@@ -22,7 +22,7 @@ import Testing
             "ALMANAC_DEEP_PATH": TestPaths.root + "/python", "JAX_PLATFORMS": "cpu",
             "ALMANAC_DEEP_OPTIONS": "--width 32 --layers 2 --blocks 1 --batch 64 --lookback 28 --steps-per-epoch \(steps) --max-epochs \(epochs) --patience 100",
         ]
-        d.gpus = GPUInventory(slots: ["0"])
+        d.gpus = GPUInventory(slots: ["0", "1"])
         try await DatasetStore.create(Dataset(tenant: "default", name: "shop", horizon: 7, frequency: "daily", models: models), in: d.db)
         return d
     }
@@ -64,6 +64,8 @@ import Testing
                 receiver.accepted.filter { $0.type == "almanac.forecast.exported" && String(decoding: $0.body, as: UTF8.self).contains(row.text("id") ?? "?") }.count == 1
             }
             #expect(receiver.deliveries.allSatisfy { $0.signatureValid })
+            // Training holds a GPU slot; deep inference (when the champion needs the network) borrows the other.
+            if expected.kind != .statistical { #expect(inferenceRan(d, on: ["1"]), "deep inference did not borrow the free slot") }
             // The table holds the champion's forecast, whole, with ordered quantiles.
             #expect(try await d.count("SELECT count(*) AS n FROM latest_forecasts WHERE forecast_id = $1", [row.text("id")]) == 21)
             #expect(try await d.count("SELECT count(*) AS n FROM latest_forecasts WHERE NOT (q[1] <= q[2] AND q[2] <= q[3])") == 0)
@@ -118,6 +120,16 @@ import Testing
             try await d.count("SELECT count(*) AS n FROM latest_forecasts l JOIN forecasts f ON f.id = l.forecast_id WHERE f.kind = 'deep'") == 21
         }
         #expect(try await d.count("SELECT count(*) AS n FROM latest_forecasts WHERE NOT (q[1] <= q[2] AND q[2] <= q[3])") == 0)
+        #expect(inferenceRan(d, on: ["0", "1"]), "deep inference did not borrow a free GPU slot")
         await d.shutdown()
+    }
+
+    /// Whether the forecast function logged deep inference on one of these GPU slots rather
+    /// than on the CPU. The trainer, the only `gpu: preferred` function, gets slot 0 first and
+    /// holds it while idle, so a borrowed slot is 1 unless a kill reshuffled them.
+    func inferenceRan(_ d: TestDeployment, on slots: [String]) -> Bool {
+        d.log("forecast").split(separator: "\n").contains { line in
+            line.contains("\"msg\":\"deep inference\"") && slots.contains { line.contains("\"gpu\":\"\($0)\"") }
+        }
     }
 }

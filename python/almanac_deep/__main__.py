@@ -73,6 +73,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--members", type=int, default=1, help="networks trained from successive seeds, averaged")
+    parser.add_argument("--architecture", choices=["nbeats", "deepar"], default="nbeats",
+                        help="nbeats (the default) or the DeepAR-style GRU it was compared with")
 
 
 def main(argv=None) -> int:
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--levels must be between 0 and 1, got {args.levels}")
     cfg = NetworkConfig(lookback=args.lookback or default_lookback(args.horizon, args.season), horizon=args.horizon,
                         levels=levels, related=0 if related is None else related[0].shape[0],
-                        width=args.width, layers=args.layers, blocks=args.blocks)
+                        width=args.width, layers=args.layers, blocks=args.blocks, architecture=args.architecture)
     tc = TrainConfig(steps_per_epoch=args.steps_per_epoch, batch=args.batch, max_epochs=args.max_epochs,
                      patience=args.patience, learning_rate=args.learning_rate, seed=args.seed)
     _progress({"device": str(jax.devices()[0]), "series": len(ids), "lookback": cfg.lookback})

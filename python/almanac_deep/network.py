@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import deepar
+
 
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
@@ -31,6 +33,7 @@ class NetworkConfig:
     width: int = 256
     layers: int = 3
     blocks: int = 3
+    architecture: str = "nbeats"  # or "deepar" (deepar.py), kept for comparison
 
     def to_json(self) -> str:
         """The config as JSON (stored with checkpoints and models)."""
@@ -60,7 +63,30 @@ def _dense(key, n_in: int, n_out: int, scale: float = 1.0):
 
 
 def init(key, cfg: NetworkConfig):
-    """Fresh parameters (He initialisation; the output layers start small)."""
+    """Fresh parameters of the configured architecture."""
+    if cfg.architecture == "deepar":
+        return deepar.init(key, cfg)
+    if cfg.architecture != "nbeats":
+        raise ValueError(f"unknown architecture {cfg.architecture!r}: use nbeats or deepar")
+    return _nbeats_init(key, cfg)
+
+
+def loss(params, cfg: NetworkConfig, window, mask, related, target):
+    """The training loss on scaled windows: pinball for N-BEATS, Gaussian NLL for DeepAR."""
+    if cfg.architecture == "deepar":
+        return deepar.loss(params, cfg, window, mask, related, target)
+    return pinball(apply(params, cfg, window, mask, related), target, cfg.levels)
+
+
+def quantiles(params, cfg: NetworkConfig, window, mask, related, key):
+    """Quantile forecasts [batch, horizon, levels] in the windows' scale (`key` draws DeepAR's samples)."""
+    if cfg.architecture == "deepar":
+        return deepar.quantiles(params, cfg, window, mask, related, key)
+    return apply(params, cfg, window, mask, related)
+
+
+def _nbeats_init(key, cfg: NetworkConfig):
+    """N-BEATS parameters (He initialisation; the output layers start small)."""
     blocks = []
     for b in range(cfg.blocks):
         keys = jax.random.split(jax.random.fold_in(key, b), cfg.layers + 2)

@@ -128,7 +128,7 @@ def _make_epoch(cfg: NetworkConfig, tc: TrainConfig, panel: Panel):
         origin = first + (jax.random.uniform(k2, (tc.batch,)) * span).astype(jnp.int32)
         x, xm, rx, y, _ = _window_batch(values, mask, related, rows_j[pick], origin,
                                         panel.lookback, panel.horizon)
-        return network.pinball(network.apply(params, cfg, x, xm, rx), y, cfg.levels)
+        return network.loss(params, cfg, x, xm, rx, y)
 
     grad = jax.value_and_grad(loss_fn)
 
@@ -148,7 +148,7 @@ def _make_epoch(cfg: NetworkConfig, tc: TrainConfig, panel: Panel):
 def predict(params, cfg: NetworkConfig, panel: Panel, origins: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Quantile forecasts [series, horizon, levels] in the data's units from each series'
     origin (index of the first forecast step)."""
-    fn = jax.jit(lambda p, x, xm, rx: network.apply(p, cfg, x, xm, rx))
+    fn = jax.jit(lambda p, x, xm, rx: network.quantiles(p, cfg, x, xm, rx, jax.random.PRNGKey(7)))
     out = []
     for start in range(0, len(origins), chunk):
         rows = np.arange(start, min(start + chunk, len(origins)), dtype=np.int32)
@@ -158,11 +158,11 @@ def predict(params, cfg: NetworkConfig, panel: Panel, origins: np.ndarray, chunk
 
 
 def validation_loss(params, cfg: NetworkConfig, panel: Panel) -> float:
-    """Pinball loss (scaled) on each series' validation window [n - 2H, n - H)."""
+    """The training loss (scaled) on each series' validation window [n - 2H, n - H)."""
     origins = panel.lengths - 2 * panel.horizon
     rows = np.nonzero(origins >= 1)[0].astype(np.int32)
     x, xm, rx, y, _ = panel.windows(rows, origins[rows])
-    return float(network.pinball(network.apply(params, cfg, x, xm, rx), y, cfg.levels))
+    return float(network.loss(params, cfg, x, xm, rx, y))
 
 
 class Checkpoint:

@@ -74,6 +74,16 @@ class DeepTrainerTests(unittest.TestCase):
         wape = np.abs(q[:, :, 1] - actual).sum() / np.abs(actual).sum()
         self.assertLess(wape, 0.1, f"holdout WAPE {wape:.3f}")
 
+    def test_the_deepar_alternative_learns_and_samples_ordered_quantiles(self):
+        series = seasonal_series(n_series=6, length=100)
+        cfg = NetworkConfig(lookback=24, horizon=6, levels=LEVELS, width=16, architecture="deepar")
+        p = DeepPredictor.fit(series, None, cfg, TrainConfig(steps_per_epoch=20, batch=32, max_epochs=4, patience=4))
+        losses = [r["loss"] for r in p.history]
+        self.assertLess(losses[-1], losses[0], f"DeepAR's likelihood loss did not fall: {losses}")
+        q = p.forecast(series, None)
+        self.assertEqual(q.shape, (6, 6, 3))
+        self.assertTrue(np.all(np.diff(q, axis=-1) >= 0), "sampled quantiles cross")
+
     def test_related_series_are_read(self):
         series = seasonal_series(n_series=6, length=80)
         related = [np.stack([np.roll(s, -3), np.ones_like(s)]) for s in series]

@@ -49,6 +49,8 @@ public actor Launcher {
     var processes: [String: Process] = [:]
     var instances: [String: Instance] = [:]
     var freeGPUs: [String]
+    /// Every GPU slot, free or not.
+    let inventory: [String]
     var gpuQueue: [String] = []
     var lag: [String: Int64] = [:]
     var counter = 0
@@ -68,6 +70,7 @@ public actor Launcher {
         self.admin = admin
         self.paths = paths
         self.freeGPUs = gpus.slots
+        self.inventory = gpus.slots
         self.instanceEnvironment = instanceEnvironment
         self.logDirectory = logDirectory
         self.database = database
@@ -183,6 +186,7 @@ public actor Launcher {
         env["ALMANAC_ROOT"] = paths.root
         env["ALMANAC_BIN"] = paths.binaries
         env["CUDA_VISIBLE_DEVICES"] = gpu ?? ""
+        env["ALMANAC_GPUS"] = inventory.isEmpty ? "none" : inventory.joined(separator: ",")  // for borrowing (deep inference)
         p.environment = env
         p.currentDirectoryURL = URL(fileURLWithPath: m.directory)
         let log = try p.redirectOutput(toLog: "\(logDirectory)/\(m.name).log")
