@@ -1,7 +1,10 @@
 """The global forecaster's network: N-BEATS-style residual MLP blocks with a quantile head.
 
-Why this family (and not DeepAR's autoregressive RNN): the M4 competition's data rewards a
-direct multi-horizon model — N-BEATS beat the M4 winner on Hourly and Weekly without
+Why this family (and not DeepAR's autoregressive RNN): measured on M4 with the same training
+budget and scorer, one N-BEATS-style network scored OWA 0.524 (Hourly) and 0.757 (Weekly)
+in 53 s and 28 s on two CPU cores; the DeepAR-style GRU in deepar.py 0.605 and 0.956 in
+809 s and 460 s (`--architecture deepar`, README "Benchmarks"). Besides: the data rewards a
+direct multi-horizon model — N-BEATS beat the M4 winner overall without
 hand-made features — it has no error feedback over a 48-step horizon, and an MLP over a
 lookback window trains in minutes on two CPU cores and well on a GPU (large matrix
 products, no sequential scan). Each block reads the residual of the lookback window that
