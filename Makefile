@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: deps build run run-chain test unit bench-router bench-ingest bench-pipeline bench-m4 bench-deep clean
+.PHONY: deps build run run-chain test unit bench-router bench-ingest bench-pipeline bench-m4 bench-deep bench-deep-gpu clean
 
 deps:
 	@infra/local/install-deps.sh
@@ -56,6 +56,10 @@ bench-m4: deps
 # Weekly, scored by ../shared/tools/m4_score.py next to AutoML alone.
 bench-deep: deps
 	BENCH_MODELS="auto deep champion" infra/local/bench-m4.sh
+
+# The same deep training on the GPU and the CPU (needs JAX with CUDA for the GPU side).
+bench-deep-gpu: deps
+	infra/local/deep-gpu-vs-cpu.sh
 
 clean:
 	rm -rf .build .almanac
