@@ -183,7 +183,8 @@ final class WebhookReceiver: @unchecked Sendable {
             try await d.publish(e)
             // The receiver answers before the notify function records the attempt: wait for both.
             try await waitFor("the delivery after three failures", timeout: .seconds(60)) {
-                try await !receiver.accepted.isEmpty && d.count("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'delivered'") == 1
+                let recorded = try await d.count("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'delivered'")
+                return !receiver.accepted.isEmpty && recorded == 1
             }
             let rows = try await d.db.query("SELECT state, attempts, webhook_id FROM webhook_deliveries")
             #expect(rows.count == 1)
