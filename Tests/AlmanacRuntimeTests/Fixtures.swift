@@ -241,6 +241,26 @@ final class TestDeployment: @unchecked Sendable {
         Int(try await db.query(sql, params).first?.decode("n", as: Int64.self) ?? 0)
     }
 
+    /// Runs the `almanac` command line against this deployment's database and cluster.
+    /// - Returns: its exit status and what it printed (stdout and stderr together).
+    func almanac(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "\(TestPaths.binaries)/almanac")
+        p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["DATABASE_URL"] = databaseURL
+        env["KAFKA_BROKERS"] = cluster.bootstrapServers
+        p.environment = env
+        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
     /// Waits until a condition on the launcher holds.
     func waitForLauncher(timeout: Duration = .seconds(30), _ condition: (Launcher.Snapshot) -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout

@@ -201,6 +201,23 @@ final class WebhookReceiver: @unchecked Sendable {
             try await d.publish(e)
             try await waitFor("the 400") { try await d.count("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'failed'") == 1 }
             #expect(try await d.count("SELECT attempts AS n FROM webhook_deliveries WHERE event_id = 'exp-2'") == 1)
+
+            // `almanac webhooks redeliver` sends the failed delivery again: same webhook-id, same body.
+            let failed = try await d.db.query("SELECT id, webhook_id FROM webhook_deliveries WHERE event_id = 'exp-2'")
+            let failedID = failed.first?.text("id") ?? "", webhookID = failed.first?.text("webhook_id") ?? ""
+            let redeliver = try d.almanac(["webhooks", "redeliver", failedID])
+            #expect(redeliver.status == 0, "\(redeliver.output)")
+            try await waitFor("the redelivery to be recorded") {
+                try await d.count("SELECT count(*) AS n FROM webhook_deliveries WHERE event_id = 'exp-2' AND state = 'delivered'") == 1
+            }
+            let sent = receiver.deliveries.filter { $0.id == webhookID }
+            #expect(sent.map(\.status) == [400, 200])
+            #expect(sent.allSatisfy(\.signatureValid))
+            #expect(Set(sent.map(\.body)).count == 1, "the redelivery carried the first attempt's body")
+            #expect(try await d.count("SELECT attempts AS n FROM webhook_deliveries WHERE event_id = 'exp-2'") == 2)
+            let unknown = try d.almanac(["webhooks", "redeliver", "999999"])
+            #expect(unknown.status != 0)
+            #expect(unknown.output.contains("no delivery 999999"), "\(unknown.output)")
             receiver.answer([410])
             e.id = "exp-3"
             try await d.publish(e)
