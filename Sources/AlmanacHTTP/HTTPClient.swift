@@ -21,11 +21,16 @@ public struct HTTPClientRequest: Sendable {
     public var bodyFile: String?
     /// The largest body accepted; a longer one fails the request (`HTTPClientError.Code.tooLarge`).
     public var maxBodyBytes: Int?
+    /// Addresses to connect to instead of resolving the host again, as libcurl's
+    /// `CURLOPT_RESOLVE` entries (`host:port:address[,address…]`): the addresses a policy
+    /// check approved, so a second DNS answer cannot send the request elsewhere.
+    public var resolve: [String]
 
     /// Makes a request.
     public init(method: String, url: String, headers: [(String, String)] = [], body: Data? = nil,
                 timeout: Double = 30, connectTimeout: Double = 10, followRedirects: Bool = false, bodyFile: String? = nil,
-                maxBodyBytes: Int? = nil) {
+                maxBodyBytes: Int? = nil, resolve: [String] = []) {
+        self.resolve = resolve
         self.bodyFile = bodyFile
         self.maxBodyBytes = maxBodyBytes
         self.method = method
@@ -156,6 +161,10 @@ public final class HTTPClient: @unchecked Sendable {
         if request.body != nil, !request.headers.contains(where: { $0.0.lowercased() == "expect" }) {
             list = curl_slist_append(list, "Expect:")
         }
+        var pins: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(pins) }
+        for entry in request.resolve { pins = curl_slist_append(pins, entry) }
+        if pins != nil { _ = almanac_curl_setopt_ptr(h, CURLOPT_RESOLVE, UnsafeMutableRawPointer(pins)) }
         let safeURL = request.url.split(separator: "?").first.map(String.init) ?? request.url
         _ = almanac_curl_setopt_str(h, CURLOPT_URL, request.url)
         _ = almanac_curl_setopt_long(h, CURLOPT_NOSIGNAL, 1)

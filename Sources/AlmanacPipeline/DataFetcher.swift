@@ -6,8 +6,9 @@ import Foundation
 /// held in memory), so that the file can then be staged like a dropped one.
 ///
 /// Hosts that resolve to loopback or private addresses are refused unless `allowPrivate`
-/// (`ALMANAC_INGEST_ALLOW_PRIVATE=1`); redirects are not followed, so a public URL cannot
-/// bounce the fetch into the internal network.
+/// (`ALMANAC_INGEST_ALLOW_PRIVATE=1`); the fetch connects only to the addresses checked
+/// (no second DNS lookup), and redirects are not followed, so a public URL cannot bounce
+/// the fetch into the internal network.
 public struct DataFetcher: Sendable {
     /// Whether loopback and private hosts may be fetched.
     public var allowPrivate: Bool
@@ -30,14 +31,14 @@ public struct DataFetcher: Sendable {
     ///   rejected with a report); `HTTPClientError` or `FetchUnavailable` for connection errors,
     ///   timeouts and 5xx (worth retrying).
     public func fetch(_ location: String, id: String) async throws -> URL {
-        try Webhooks.checkURL(location, allowPrivate: allowPrivate)
+        let pins = try Webhooks.checkURL(location, allowPrivate: allowPrivate)
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let name = URL(string: location)?.lastPathComponent ?? "data"
         let file = URL(fileURLWithPath: scratch).appendingPathComponent(FNV1a.hex(id) + "-" + (name.isEmpty || name == "/" ? "data" : name))
         let response: HTTPClientResponse
         do {
             response = try await client.send(HTTPClientRequest(method: "GET", url: location, timeout: 600, connectTimeout: 15,
-                                                               bodyFile: file.path, maxBodyBytes: maxBytes))
+                                                               bodyFile: file.path, maxBodyBytes: maxBytes, resolve: pins))
         } catch let e as HTTPClientError where e.code == .tooLarge {
             try? FileManager.default.removeItem(at: file)
             throw PipelineError("\(e.url) is larger than the ingest limit of \(maxBytes) bytes (ALMANAC_INGEST_MAX_BYTES)")

@@ -61,12 +61,12 @@ public struct NotifyFunction: FunctionHandler {
         var status: Int?, failure: String?, retryAfter: Double?
         let started = ContinuousClock.now
         do {
-            try Webhooks.checkURL(url, allowPrivate: try d.decode("allow_private"))
+            let pins = try Webhooks.checkURL(url, allowPrivate: try d.decode("allow_private"))
             let response = try await client.send(HTTPClientRequest(method: "POST", url: url, headers: [
                 ("Content-Type", "application/json"), ("User-Agent", "almanac-webhooks/1"),
                 ("webhook-id", webhookID), ("webhook-timestamp", String(timestamp)),
                 ("webhook-signature", Webhooks.signature(secret: secret, id: webhookID, timestamp: timestamp, body: body)),
-            ], body: body, timeout: 15, connectTimeout: 5))
+            ], body: body, timeout: 15, connectTimeout: 5, resolve: pins))
             status = response.status
             retryAfter = response.header("retry-after").flatMap(Double.init)
             if !(200..<300).contains(response.status) {

@@ -68,16 +68,33 @@ public enum Webhooks {
 
     /// Refuses URLs that are not http(s), and — unless allowed — hosts that resolve to
     /// loopback, private, link-local or unspecified addresses (no webhook into the internal network).
-    public static func checkURL(_ url: String, allowPrivate: Bool) throws {
+    /// - Returns: the approved addresses as `CURLOPT_RESOLVE` entries for the request
+    ///   (`HTTPClientRequest.resolve`), so it connects to exactly what was checked and a DNS
+    ///   server answering differently the second time (DNS rebinding) cannot redirect it; empty
+    ///   when nothing was resolved (private hosts allowed, or an IP literal).
+    @discardableResult
+    public static func checkURL(_ url: String, allowPrivate: Bool) throws -> [String] {
         guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = u.host, !host.isEmpty else {
             throw PipelineError("webhook URL \"\(url)\" must be an absolute http:// or https:// URL")
         }
-        guard !allowPrivate else { return }
+        guard !allowPrivate else { return [] }
         let addresses = resolve(host)
         guard !addresses.isEmpty else { throw PipelineError("webhook host \(host) does not resolve") }
         if let bad = addresses.first(where: isPrivate) {
             throw PipelineError("webhook host \(host) resolves to \(bad), a loopback or private address; add the endpoint with --allow-private if that is intended")
         }
+        return pin(host: host, port: u.port ?? (scheme == "https" ? 443 : 80), addresses: addresses)
+    }
+
+    /// The `CURLOPT_RESOLVE` entry tying `host:port` to the addresses (IPv6 in brackets);
+    /// none for an IP literal, which no DNS answer can change.
+    static func pin(host: String, port: Int, addresses: [String]) -> [String] {
+        let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        var v4 = in_addr(), v6 = in6_addr()
+        if inet_pton(AF_INET, bare, &v4) == 1 || inet_pton(AF_INET6, bare, &v6) == 1 { return [] }
+        var seen = Set<String>()
+        let list = addresses.filter { seen.insert($0).inserted }.map { $0.contains(":") ? "[\($0)]" : $0 }
+        return ["\(host):\(port):" + list.joined(separator: ",")]
     }
 
     /// The host's addresses as text.
@@ -102,9 +119,9 @@ public enum Webhooks {
     /// Whether an address is loopback, private (RFC 1918, fc00::/7), link-local, CGNAT or unspecified.
     static func isPrivate(_ address: String) -> Bool {
         let a = address.lowercased()
+        if a.hasPrefix("::ffff:"), a.dropFirst(7).contains(".") { return isPrivate(String(a.dropFirst(7))) }  // IPv4-mapped
         if a.contains(":") {
-            return a == "::1" || a == "::" || a.hasPrefix("fc") || a.hasPrefix("fd") || a.hasPrefix("fe80") || a.hasPrefix("::ffff:127.")
-                || a.hasPrefix("::ffff:10.") || a.hasPrefix("::ffff:192.168.")
+            return a == "::1" || a == "::" || a.hasPrefix("fc") || a.hasPrefix("fd") || a.hasPrefix("fe80")
         }
         let o = a.split(separator: ".").compactMap { Int($0) }
         guard o.count == 4 else { return true }

@@ -212,7 +212,7 @@ final class WebhookReceiver: @unchecked Sendable {
             }
             let sent = receiver.deliveries.filter { $0.id == webhookID }
             #expect(sent.map(\.status) == [400, 200])
-            #expect(sent.allSatisfy(\.signatureValid))
+            #expect(sent.allSatisfy { $0.signatureValid })
             #expect(Set(sent.map(\.body)).count == 1, "the redelivery carried the first attempt's body")
             #expect(try await d.count("SELECT attempts AS n FROM webhook_deliveries WHERE event_id = 'exp-2'") == 2)
             let unknown = try d.almanac(["webhooks", "redeliver", "999999"])
@@ -345,12 +345,25 @@ func functionName(of pid: Int32) -> String {
 
     @Test func privateAddressesAreRefusedUnlessAllowed() throws {
         for url in ["http://127.0.0.1:8080/h", "http://localhost/h", "http://10.1.2.3/h", "http://192.168.0.9/h", "http://172.20.0.1/h",
-                    "http://169.254.169.254/latest", "http://[::1]/h"] {
+                    "http://169.254.169.254/latest", "http://[::1]/h", "http://[::ffff:127.0.0.1]/h", "http://0.0.0.0/h"] {
             #expect(throws: PipelineError.self, "\(url)") { try Webhooks.checkURL(url, allowPrivate: false) }
             try Webhooks.checkURL(url, allowPrivate: true)
         }
         #expect(throws: PipelineError.self) { try Webhooks.checkURL("ftp://example.com/x", allowPrivate: true) }
         #expect(!Webhooks.isPrivate("93.184.216.34") && !Webhooks.isPrivate("172.32.0.1"))
+        #expect(Webhooks.isPrivate("::ffff:172.16.0.1") && Webhooks.isPrivate("::ffff:169.254.169.254") && !Webhooks.isPrivate("::ffff:93.184.216.34"))
+    }
+
+    @Test func checkedAddressesArePinnedForTheRequest() throws {
+        // A name is pinned to every address it was checked against (no second lookup to rebind).
+        #expect(Webhooks.pin(host: "hooks.example.com", port: 443, addresses: ["93.184.216.34", "2606:2800:220:1::1", "93.184.216.34"])
+                == ["hooks.example.com:443:93.184.216.34,[2606:2800:220:1::1]"])
+        // An IP literal cannot be rebound: nothing to pin.
+        #expect(Webhooks.pin(host: "93.184.216.34", port: 80, addresses: ["93.184.216.34"]).isEmpty)
+        let literal = try Webhooks.checkURL("http://93.184.216.34:8080/x", allowPrivate: false)
+        #expect(literal.isEmpty)
+        let allowed = try Webhooks.checkURL("http://localhost/x", allowPrivate: true)
+        #expect(allowed.isEmpty)
     }
 
     @Test func retriesSpanAboutADayWithJitterAndHonourRetryAfter() {

@@ -56,6 +56,12 @@ func withHTTPServer(_ configure: (Router<BasicRequestContext>) -> Void, _ body: 
             #expect(post.body == Data("{\"a\":1}".utf8))
             #expect(post.header("x-sig") == "v1,abc")
 
+            // `resolve` pins a name to addresses: `pinned.invalid` resolves nowhere else.
+            let pinned = try await client.send(HTTPClientRequest(method: "GET", url: "http://pinned.invalid:\(port)/hello",
+                                                                 resolve: ["pinned.invalid:\(port):127.0.0.1"]))
+            #expect(pinned.status == 200)
+            #expect(String(decoding: pinned.body, as: UTF8.self) == "hi")
+
             let moved = try await client.send(HTTPClientRequest(method: "GET", url: "\(base)/moved"))
             #expect(moved.status == 302, "redirects are not followed unless asked")
             let followed = try await client.send(HTTPClientRequest(method: "GET", url: "\(base)/moved", followRedirects: true))
