@@ -99,6 +99,20 @@ public struct Ingest: Sendable {
     public let source: String
     /// The file's columns beyond the three required ones.
     public private(set) var relatedColumns: [String] = []
+    /// How the scratch table was checked (decides where its typed values are read from).
+    private(set) var checked = Check.byRow
+    /// Whether the dataset had no observations when the file was staged (its rows can then
+    /// be inserted without looking for conflicts).
+    private(set) var datasetWasEmpty = false
+
+    /// How the scratch table was checked.
+    enum Check: Sendable {
+        /// Row by row: each row's `ts`, `v` and `reason` are filled in.
+        case byRow
+        /// As a whole: every row has a common clean shape, casts, and is unique, so the typed
+        /// values are cast as they are read and every row is accepted.
+        case wholeFile
+    }
 
     /// The required columns of the Amazon Forecast target time series schema.
     public static let requiredColumns = ["item_id", "timestamp", "target_value"]
@@ -155,10 +169,64 @@ public struct Ingest: Sendable {
         return report
     }
 
-    /// Marks each bad row with its reason, in the database.
-    func check(db: PostgresConnection) async throws {
+    /// The timestamps the row check accepts: ISO 8601 dates, with minutes, seconds and
+    /// fractions, `Z` or an offset (a POSIX regular expression).
+    static let timestampPattern = #"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"#
+
+    /// The shapes of the timestamps the whole-file check accepts, digits written as 0: ISO 8601
+    /// dates with minutes or seconds (space or T), optionally in UTC (`Z`) or with an offset,
+    /// and bare dates. All are accepted by the row check's pattern too.
+    static let cleanTimestampShapes: [String] = {
+        let times = ["0000-00-00 00:00", "0000-00-00 00:00:00", "0000-00-00T00:00", "0000-00-00T00:00:00"]
+        let zones = ["", "Z", "+00:00", "-00:00", "+0000", "-0000", "+00", "-00"]
+        return ["0000-00-00"] + times.flatMap { t in zones.map { t + $0 } }
+    }()
+
+    /// Checks the scratch table: as a whole when every row is clean (one pass, no row written),
+    /// otherwise row by row, marking each bad row with its reason.
+    mutating func check(db: PostgresConnection) async throws {
+        if try await isCleanAsAWhole(db: db) {
+            checked = .wholeFile
+            return
+        }
+        checked = .byRow
+        try await checkEachRow(db: db)
+    }
+
+    /// Whether every row has an item id, a timestamp of a clean shape and a plain decimal
+    /// number, every value casts, and no item and timestamp repeat. Any doubt (or a cast that
+    /// fails) answers false, and the row check then says what is wrong where.
+    func isCleanAsAWhole(db: PostgresConnection) async throws -> Bool {
         let t = stagingTable
-        let timestampPattern = #"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"#
+        // The shapes are constants of this file, not input.
+        let shapes = Self.cleanTimestampShapes.map { "'\($0)'" }.joined(separator: ", ")
+        let misshapen = try await db.query("""
+            SELECT count(*) AS n FROM \(t) WHERE NOT coalesce(item_id <> '' AND length(item_id) <= 200
+                AND translate("timestamp", '0123456789', '0000000000') IN (\(shapes)) AND target_value ~ $1, false)
+            """, [#"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"#])
+        guard try misshapen[0].decode("n", as: Int64.self) == 0 else { return false }
+        do {
+            // Every timestamp and value is cast here (a date like 2026-13-40 or a value out of
+            // range fails the statement); groups of more than one row are duplicates.
+            let repeated = try await db.query("""
+                SELECT count(*) AS n FROM (SELECT count(*) AS c, min(target_value::float8) AS v FROM \(t)
+                    GROUP BY item_id, "timestamp"::timestamptz) g WHERE c > 1 OR v IS NULL
+                """)
+            return try repeated[0].decode("n", as: Int64.self) == 0
+        } catch is PostgresError {
+            return false
+        }
+    }
+
+    /// A row's timestamp, value, and whether it is accepted, as SQL over the scratch table `s`.
+    var timestampSQL: String { checked == .byRow ? "s.ts" : "s.\"timestamp\"::timestamptz" }
+    var valueSQL: String { checked == .byRow ? "s.v" : "s.target_value::float8" }
+    var acceptedSQL: String { checked == .byRow ? "s.reason IS NULL" : "true" }
+
+    /// Marks each bad row with its reason, in the database.
+    func checkEachRow(db: PostgresConnection) async throws {
+        let t = stagingTable
+        let timestampPattern = Self.timestampPattern
         let numberPattern = #"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"#
         _ = try await db.execute("""
             UPDATE \(t) SET ts = almanac_try_timestamptz(btrim("timestamp")), v = almanac_try_float8(target_value),
@@ -184,26 +252,36 @@ public struct Ingest: Sendable {
     }
 
     /// Counts, the first problems and the verdict.
-    func summarize(into report: inout IngestReport, db: PostgresConnection) async throws {
+    mutating func summarize(into report: inout IngestReport, db: PostgresConnection) async throws {
         let t = stagingTable
+        let (ts, accepted) = (timestampSQL, acceptedSQL)
         let counts = try await db.query("""
-            SELECT count(*) AS total, count(reason) AS bad, count(DISTINCT item_id) FILTER (WHERE reason IS NULL) AS items,
-                   min(ts) FILTER (WHERE reason IS NULL) AS first, max(ts) FILTER (WHERE reason IS NULL) AS last
-            FROM \(t)
+            SELECT count(*) AS total, count(*) FILTER (WHERE NOT (\(accepted))) AS bad, count(DISTINCT item_id) FILTER (WHERE \(accepted)) AS items,
+                   min(\(ts)) FILTER (WHERE \(accepted)) AS first, max(\(ts)) FILTER (WHERE \(accepted)) AS last
+            FROM \(t) s
             """)
         report.rowsRead = try counts[0].decode("total")
         report.rowsRejected = try counts[0].decode("bad")
         report.items = try counts[0].decode("items")
         report.firstTimestamp = try counts[0].decodeIfPresent("first")
         report.lastTimestamp = try counts[0].decodeIfPresent("last")
-        let problems = try await db.query("SELECT line + 1 AS line, left(item_id, 200) AS item_id, reason FROM \(t) WHERE reason IS NOT NULL ORDER BY line LIMIT 100")
-        report.problems = try problems.map { IngestReport.Problem(line: try $0.decode("line"), item: $0.text("item_id"), reason: try $0.decode("reason")) }
-        let changed = try await db.query("""
-            SELECT count(*) AS n FROM \(t) s LEFT JOIN observations o
-              ON o.tenant = $1 AND o.dataset = $2 AND o.item_id = s.item_id AND o.ts = s.ts
-            WHERE s.reason IS NULL AND (o.value IS DISTINCT FROM s.v OR o.related IS DISTINCT FROM \(relatedExpression))
-            """, [dataset.tenant, dataset.name])
-        report.rowsChanged = try changed[0].decode("n")
+        if checked == .byRow {
+            let problems = try await db.query("SELECT line + 1 AS line, left(item_id, 200) AS item_id, reason FROM \(t) WHERE reason IS NOT NULL ORDER BY line LIMIT 100")
+            report.problems = try problems.map { IngestReport.Problem(line: try $0.decode("line"), item: $0.text("item_id"), reason: try $0.decode("reason")) }
+        }
+        let existing = try await db.query("SELECT EXISTS (SELECT 1 FROM observations WHERE tenant = $1 AND dataset = $2) AS any",
+                                          [dataset.tenant, dataset.name])
+        datasetWasEmpty = !(try existing[0].decode("any", as: Bool.self))
+        if datasetWasEmpty {
+            report.rowsChanged = report.rowsRead - report.rowsRejected
+        } else {
+            let changed = try await db.query("""
+                SELECT count(*) AS n FROM \(t) s LEFT JOIN observations o
+                  ON o.tenant = $1 AND o.dataset = $2 AND o.item_id = s.item_id AND o.ts = \(ts)
+                WHERE \(accepted) AND (o.value IS DISTINCT FROM \(valueSQL) OR o.related IS DISTINCT FROM \(relatedExpression))
+                """, [dataset.tenant, dataset.name])
+            report.rowsChanged = try changed[0].decode("n")
+        }
         if report.rowsRead == 0 {
             report.rejection = "the file has a header but no data rows"
         } else if report.rowsRejected == report.rowsRead {
@@ -222,6 +300,10 @@ public struct Ingest: Sendable {
 
     /// Makes the new version visible: the good rows into `observations`, the version row and the
     /// report; a file that changes nothing records its report only. Drops the scratch table.
+    ///
+    /// Rows go in key order. Into a dataset that was empty when the file was staged they are
+    /// inserted without conflict handling; should another ingest have filled it meanwhile, the
+    /// primary key fails the transaction and the function's retry stages the file again.
     /// - Parameter version: the version number to create.
     public func promote(report: IngestReport, version: Int, in tx: PostgresTransaction) async throws {
         let t = stagingTable
@@ -230,12 +312,16 @@ public struct Ingest: Sendable {
                 INSERT INTO dataset_versions (tenant, dataset, version, ingest_id, source, rows_read, rows_rejected, rows_changed, items)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 """, [dataset.tenant, dataset.name, version, id, source, report.rowsRead, report.rowsRejected, report.rowsChanged, report.items])
-            try await tx.execute("""
-                INSERT INTO observations (tenant, dataset, item_id, ts, value, related, version)
-                SELECT $1, $2, s.item_id, s.ts, s.v, \(relatedExpression), $3 FROM \(t) s WHERE s.reason IS NULL
+            let upsert = datasetWasEmpty ? "" : """
                 ON CONFLICT (tenant, dataset, item_id, ts) DO UPDATE SET value = EXCLUDED.value, related = EXCLUDED.related,
                     version = EXCLUDED.version
                 WHERE observations.value IS DISTINCT FROM EXCLUDED.value OR observations.related IS DISTINCT FROM EXCLUDED.related
+                """
+            try await tx.execute("""
+                INSERT INTO observations (tenant, dataset, item_id, ts, value, related, version)
+                SELECT $1, $2, s.item_id, \(timestampSQL), \(valueSQL), \(relatedExpression), $3 FROM \(t) s WHERE \(acceptedSQL)
+                ORDER BY 3, 4
+                \(upsert)
                 """, [dataset.tenant, dataset.name, version])
         }
         try await recordReport(report, in: tx)

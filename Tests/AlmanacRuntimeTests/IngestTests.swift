@@ -1,5 +1,5 @@
 import AlmanacCore
-import AlmanacPipeline
+@testable import AlmanacPipeline
 import AlmanacPostgres
 @testable import AlmanacRuntime
 import Foundation
@@ -194,6 +194,24 @@ import Testing
             #expect(!refused.accepted && refused.report["reason"]?.stringValue?.contains("loopback or private") == true, "\(refused.report)")
             #expect(try await strict.count("SELECT count(*) AS n FROM observations") == 0)
             await strict.shutdown()
+        }
+    }
+}
+
+@Suite struct IngestCheckTests {
+    /// The whole-file check may only accept what the row check accepts: every clean shape,
+    /// its zeros written as real digits, matches the row check's timestamp pattern.
+    @Test func cleanTimestampShapesAreAllAcceptedByTheRowCheck() throws {
+        // The POSIX pattern's \d as [0-9], for NSRegularExpression.
+        let pattern = try NSRegularExpression(pattern: Ingest.timestampPattern.replacingOccurrences(of: #"\d"#, with: "[0-9]"))
+        #expect(Ingest.cleanTimestampShapes.count == 33)
+        for shape in Ingest.cleanTimestampShapes {
+            let sample = String(shape.map { $0 == "0" ? "7" : $0 })
+            #expect(pattern.firstMatch(in: sample, range: NSRange(sample.startIndex..., in: sample)) != nil, "\(sample)")
+        }
+        for bad in ["01/02/2026", "2026-1-2", "2026-01-02 3:04", "20260102", "2026-01-02 00:00:00 UTC"] {
+            let shape = String(bad.map { $0.isNumber ? "0" : $0 })
+            #expect(!Ingest.cleanTimestampShapes.contains(shape), "\(bad)")
         }
     }
 }
