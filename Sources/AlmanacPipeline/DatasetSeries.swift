@@ -2,7 +2,7 @@ import AlmanacForecast
 import AlmanacPostgres
 import Foundation
 
-/// A dataset's series as the forecasting library takes them, read from `observations`.
+/// A dataset's series as the forecasting library takes them, read with `dataset_observations`.
 public struct DatasetSeries: Sendable {
     /// The series, by item id.
     public var series: [TimeSeries]
@@ -22,8 +22,7 @@ public struct DatasetSeries: Sendable {
     public static func load(_ d: Dataset, from db: PostgresConnection) async throws -> DatasetSeries {
         let version = try await latestVersion(of: d, in: db)
         let rows = try await db.query("""
-            SELECT item_id, extract(epoch FROM ts)::float8 AS t, value FROM observations
-            WHERE tenant = $1 AND dataset = $2 ORDER BY item_id, ts
+            SELECT item_id, extract(epoch FROM ts)::float8 AS t, value FROM dataset_observations($1, $2) ORDER BY item_id, ts
             """, [d.tenant, d.name])
         let frequency = d.frequency.flatMap { Frequency(rawValue: $0) }
         var out: [TimeSeries] = []

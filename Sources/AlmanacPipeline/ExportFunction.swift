@@ -53,7 +53,7 @@ public struct ExportFunction: FunctionHandler {
         var panels: [ForecastChart.Panel] = []
         for (item, steps) in byItem.prefix(chartItems) {
             let history = try await db.query("""
-                SELECT ts, value FROM (SELECT ts, value FROM observations WHERE tenant = $1 AND dataset = $2 AND item_id = $3
+                SELECT ts, value FROM (SELECT ts, value FROM dataset_observations($1, $2, $3)
                 ORDER BY ts DESC LIMIT $4) h ORDER BY ts
                 """, [tenant, name, item, max(24, steps.count * 3)])
             panels.append(ForecastChart.Panel(item: item, history: try history.map { (try $0.decode("ts"), try $0.decode("value")) },

@@ -83,13 +83,25 @@ public struct IngestReport: Sendable, Equatable {
     }
 }
 
-/// Loads one data file into a dataset: streamed with COPY into a scratch table, checked in
-/// the database, and promoted to a new dataset version in one transaction.
+/// Loads one data file into a dataset as a new batch of observations, made visible with a
+/// new dataset version in one transaction.
 ///
-/// The scratch table (`ingest_staging_<id>`, unlogged) is invisible to readers of the
-/// dataset; `stage` fills and checks it, `promote` moves the good rows into `observations`
-/// with the version row and the report, and drops it. Run `promote` inside the function's
-/// commit transaction and a version appears exactly once, whole or not at all.
+/// The batch is a table of its own (`observation_batch_<id>_<n>`), invisible to readers
+/// until `promote` attaches it to `observation_rows` in the function's commit transaction:
+/// a version appears exactly once, whole or not at all. `stage` fills it one of two ways:
+///
+/// - **Straight**: a file of the three required columns is streamed by `COPY` into the
+///   batch table itself, Postgres casting every timestamp and value, while a
+///   `CleanRowScanner` checks each row's shape (and the order of its keys) on the way.
+///   Nothing is copied twice.
+/// - **Checked**: any other file (related columns, quoting, a row the scanner or a cast
+///   refuses, a duplicate key) goes by `COPY` into an unlogged scratch table of text
+///   (`ingest_staging_<id>`), is checked there — as a whole when every row is clean,
+///   otherwise row by row with each bad row's reason — and its good rows are inserted into
+///   the batch table.
+///
+/// Either way, rows that equal the dataset's current observation are then taken out, so a
+/// batch holds exactly what its version changed, and the same file twice makes nothing.
 public struct Ingest: Sendable {
     /// The dataset.
     public let dataset: Dataset
@@ -99,19 +111,20 @@ public struct Ingest: Sendable {
     public let source: String
     /// The file's columns beyond the three required ones.
     public private(set) var relatedColumns: [String] = []
-    /// How the scratch table was checked (decides where its typed values are read from).
+    /// How the rows were checked (decides where the scratch table's typed values are read from).
     private(set) var checked = Check.byRow
-    /// Whether the dataset had no observations when the file was staged (its rows can then
-    /// be inserted without looking for conflicts).
-    private(set) var datasetWasEmpty = false
+    /// The batch's number (its partition value), once its table exists.
+    private(set) var batch: Int64?
 
-    /// How the scratch table was checked.
+    /// How the rows were checked.
     enum Check: Sendable {
-        /// Row by row: each row's `ts`, `v` and `reason` are filled in.
+        /// Row by row in the scratch table: each row's `ts`, `v` and `reason` are filled in.
         case byRow
-        /// As a whole: every row has a common clean shape, casts, and is unique, so the typed
-        /// values are cast as they are read and every row is accepted.
+        /// As a whole in the scratch table: every row has a common clean shape, casts, and is
+        /// unique, so the typed values are cast as they are read and every row is accepted.
         case wholeFile
+        /// On the way into the batch table (no scratch table).
+        case straight
     }
 
     /// The required columns of the Amazon Forecast target time series schema.
@@ -129,10 +142,17 @@ public struct Ingest: Sendable {
         "ingest_staging_" + FNV1a.hex(id)
     }
 
-    /// Copies the file into the scratch table and checks every row.
+    /// The prefix of this ingest's batch tables (one per attempt).
+    var batchPrefix: String { "observation_batch_" + FNV1a.hex(id) + "_" }
+
+    /// The batch table's name.
+    var batchTable: String { batchPrefix + String(batch ?? 0) }
+
+    /// Loads the file into a batch table and checks every row.
     /// - Returns: the report; `rejection` is set when the file must be refused whole.
     public mutating func stage(file: URL, db: PostgresConnection) async throws -> IngestReport {
         var report = IngestReport()
+        try await dropUnattachedBatches(db: db)
         let reader: DataFileReader
         do { reader = try DataFileReader(url: file) } catch let e as PipelineError {
             report.rejection = e.message
@@ -144,6 +164,108 @@ public struct Ingest: Sendable {
             return report
         }
         relatedColumns = columns.filter { !Self.requiredColumns.contains($0) }
+        if relatedColumns.isEmpty, try await loadStraight(reader: reader, columns: columns, into: &report, db: db) {
+            checked = .straight
+        } else {
+            report = IngestReport()
+            guard try await loadChecked(reader: reader, columns: columns, into: &report, db: db) else { return report }
+        }
+        try await takeOutUnchanged(into: &report, db: db)
+        return report
+    }
+
+    /// Drops batch tables an earlier attempt of this ingest left unattached (it was killed).
+    func dropUnattachedBatches(db: PostgresConnection) async throws {
+        let left = try await db.query("""
+            SELECT c.relname AS name FROM pg_class c
+            WHERE c.relkind = 'r' AND left(c.relname, length($1)) = $1 AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+            """, [batchPrefix])
+        for row in left {
+            // Names matched by the fixed prefix of letters, hex digits and a number.
+            guard let name = row.text("name"), name.range(of: "^observation_batch_[0-9a-f]+_[0-9]+$", options: .regularExpression) != nil else { continue }
+            try await db.runScript("DROP TABLE IF EXISTS \(name)")
+        }
+    }
+
+    /// Makes a new, empty batch table (not yet a partition): its batch number is the default
+    /// and a constraint, so attaching it needs no scan.
+    mutating func createBatchTable(db: PostgresConnection) async throws {
+        let next = try await db.query("SELECT nextval('observation_batch_ids') AS n")
+        let n: Int64 = try next[0].decode("n")
+        batch = n
+        try await db.runScript("""
+            CREATE TABLE \(batchTable) (LIKE observation_rows);
+            ALTER TABLE \(batchTable) ALTER batch SET DEFAULT \(n), ADD CONSTRAINT \(batchTable)_batch CHECK (batch = \(n));
+            """)
+    }
+
+    /// Drops the batch table (the file goes the checked way, or is refused).
+    mutating func dropBatchTable(db: PostgresConnection) async throws {
+        guard batch != nil else { return }
+        try await db.runScript("DROP TABLE IF EXISTS \(batchTable)")
+        batch = nil
+    }
+
+    /// Streams a file of the three required columns straight into a new batch table.
+    /// - Returns: false (and no batch table) when the file needs the checked way.
+    mutating func loadStraight(reader: DataFileReader, columns: [String], into report: inout IngestReport,
+                               db: PostgresConnection) async throws -> Bool {
+        try await createBatchTable(db: db)
+        var scanner = CleanRowScanner(columns: columns)
+        let names = columns.map { ["item_id": "item_id", "timestamp": "ts", "target_value": "value"][$0] ?? $0 }
+        do {
+            _ = try await db.copyIn("COPY \(batchTable) (\(names.joined(separator: ", "))) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") { writer in
+                try await reader.stream { chunk in
+                    scanner.feed(chunk)
+                    guard scanner.clean else { throw NotClean() }
+                    try await writer.write(chunk)
+                }
+                scanner.finish()
+                guard scanner.clean else { throw NotClean() }
+            }
+        } catch is NotClean {
+            try await dropBatchTable(db: db)
+            return false
+        } catch let e as PostgresError where e.sqlState != nil {
+            try await dropBatchTable(db: db)  // a cast or the CSV itself failed: the row check will say where
+            return false
+        } catch let e as PipelineError {
+            try await dropBatchTable(db: db)
+            report.rejection = e.message
+            return false
+        }
+        let t = batchTable
+        if scanner.duplicate || scanner.rows == 0 {
+            try await dropBatchTable(db: db)
+            return false
+        }
+        if scanner.keysMayRepeat {
+            let repeated = try await db.query("SELECT EXISTS (SELECT 1 FROM \(t) GROUP BY item_id, ts HAVING count(*) > 1) AS any")
+            if try repeated[0].decode("any", as: Bool.self) {
+                try await dropBatchTable(db: db)
+                return false
+            }
+        }
+        // One shape throughout: the first and last as written, else as the database finds them.
+        let span = scanner.oneShape
+            ? try await db.query("SELECT $1::timestamptz AS first, $2::timestamptz AS last",
+                                 [String(decoding: scanner.earliest, as: UTF8.self), String(decoding: scanner.latest, as: UTF8.self)])
+            : try await db.query("SELECT min(ts) AS first, max(ts) AS last FROM \(t)")
+        report.rowsRead = scanner.rows
+        report.items = scanner.items.count
+        report.firstTimestamp = try span[0].decodeIfPresent("first")
+        report.lastTimestamp = try span[0].decodeIfPresent("last")
+        return true
+    }
+
+    /// A row the scanner refused: the file goes the checked way.
+    struct NotClean: Error {}
+
+    /// Copies the file into the scratch table, checks it, and moves its good rows into a new
+    /// batch table.
+    /// - Returns: false when the file is refused (`report.rejection`); no batch table then.
+    mutating func loadChecked(reader: DataFileReader, columns: [String], into report: inout IngestReport,
+                              db: PostgresConnection) async throws -> Bool {
         let table = stagingTable
         // Identifiers below are the fixed table name and column names checked by `columns(header:)`.
         let definitions = columns.map { "\"\($0)\" text" }.joined(separator: ", ")
@@ -159,21 +281,46 @@ public struct Ingest: Sendable {
             }
         } catch let e as PostgresError {
             report.rejection = "the file is not valid CSV for its header: \(e.message)"
-            return report
         } catch let e as PipelineError {
             report.rejection = e.message
-            return report
         }
-        try await check(db: db)
-        try await summarize(into: &report, db: db)
-        return report
+        if report.rejection == nil {
+            try await check(db: db)
+            try await summarize(into: &report, db: db)
+        }
+        if report.rejection == nil {
+            try await createBatchTable(db: db)
+            _ = try await db.execute("""
+                INSERT INTO \(batchTable) (item_id, ts, value, related)
+                SELECT s.item_id, \(timestampSQL), \(valueSQL), \(relatedExpression) FROM \(table) s WHERE \(acceptedSQL)
+                """)
+        }
+        try await db.runScript("DROP TABLE IF EXISTS \(table)")
+        return report.rejection == nil
+    }
+
+    /// Takes out of the batch the rows equal to the dataset's current observations, and
+    /// counts what is left (`rowsChanged`).
+    func takeOutUnchanged(into report: inout IngestReport, db: PostgresConnection) async throws {
+        let accepted = report.rowsRead - report.rowsRejected
+        let current = try await db.query("SELECT EXISTS (SELECT 1 FROM observation_batches WHERE tenant = $1 AND dataset = $2) AS any",
+                                         [dataset.tenant, dataset.name])
+        guard try current[0].decode("any", as: Bool.self) else {
+            report.rowsChanged = accepted
+            return
+        }
+        let same = try await db.execute("""
+            DELETE FROM \(batchTable) b USING dataset_observations($1, $2) o
+            WHERE o.item_id = b.item_id AND o.ts = b.ts AND o.value = b.value AND o.related IS NOT DISTINCT FROM b.related
+            """, [dataset.tenant, dataset.name])
+        report.rowsChanged = accepted - same
     }
 
     /// The timestamps the row check accepts: ISO 8601 dates, with minutes, seconds and
     /// fractions, `Z` or an offset (a POSIX regular expression).
     static let timestampPattern = #"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"#
 
-    /// The shapes of the timestamps the whole-file check accepts, digits written as 0: ISO 8601
+    /// The shapes of the timestamps the whole-file check and the scanner accept, digits written as 0: ISO 8601
     /// dates with minutes or seconds (space or T), optionally in UTC (`Z`) or with an offset,
     /// and bare dates. All are accepted by the row check's pattern too.
     static let cleanTimestampShapes: [String] = {
@@ -252,7 +399,7 @@ public struct Ingest: Sendable {
     }
 
     /// Counts, the first problems and the verdict.
-    mutating func summarize(into report: inout IngestReport, db: PostgresConnection) async throws {
+    func summarize(into report: inout IngestReport, db: PostgresConnection) async throws {
         let t = stagingTable
         let (ts, accepted) = (timestampSQL, acceptedSQL)
         let counts = try await db.query("""
@@ -268,19 +415,6 @@ public struct Ingest: Sendable {
         if checked == .byRow {
             let problems = try await db.query("SELECT line + 1 AS line, left(item_id, 200) AS item_id, reason FROM \(t) WHERE reason IS NOT NULL ORDER BY line LIMIT 100")
             report.problems = try problems.map { IngestReport.Problem(line: try $0.decode("line"), item: $0.text("item_id"), reason: try $0.decode("reason")) }
-        }
-        let existing = try await db.query("SELECT EXISTS (SELECT 1 FROM observations WHERE tenant = $1 AND dataset = $2) AS any",
-                                          [dataset.tenant, dataset.name])
-        datasetWasEmpty = !(try existing[0].decode("any", as: Bool.self))
-        if datasetWasEmpty {
-            report.rowsChanged = report.rowsRead - report.rowsRejected
-        } else {
-            let changed = try await db.query("""
-                SELECT count(*) AS n FROM \(t) s LEFT JOIN observations o
-                  ON o.tenant = $1 AND o.dataset = $2 AND o.item_id = s.item_id AND o.ts = \(ts)
-                WHERE \(accepted) AND (o.value IS DISTINCT FROM \(valueSQL) OR o.related IS DISTINCT FROM \(relatedExpression))
-                """, [dataset.tenant, dataset.name])
-            report.rowsChanged = try changed[0].decode("n")
         }
         if report.rowsRead == 0 {
             report.rejection = "the file has a header but no data rows"
@@ -298,34 +432,27 @@ public struct Ingest: Sendable {
             : "jsonb_build_object(" + relatedColumns.map { "'\($0)', s.\"\($0)\"" }.joined(separator: ", ") + ")"
     }
 
-    /// Makes the new version visible: the good rows into `observations`, the version row and the
-    /// report; a file that changes nothing records its report only. Drops the scratch table.
-    ///
-    /// Rows go in key order. Into a dataset that was empty when the file was staged they are
-    /// inserted without conflict handling; should another ingest have filled it meanwhile, the
-    /// primary key fails the transaction and the function's retry stages the file again.
+    /// Makes the new version visible: attaches the batch to `observation_rows` with its
+    /// `observation_batches` row, the version row and the report; a file that changes nothing
+    /// records its report only (and its batch table is dropped). Run it in the function's
+    /// commit transaction: should another ingest of the dataset commit the same version
+    /// first, the unique version fails the transaction and the retry stages the file again.
     /// - Parameter version: the version number to create.
     public func promote(report: IngestReport, version: Int, in tx: PostgresTransaction) async throws {
-        let t = stagingTable
-        if report.rejection == nil && report.rowsChanged > 0 {
+        if report.rejection == nil && report.rowsChanged > 0, let batch {
             try await tx.execute("""
                 INSERT INTO dataset_versions (tenant, dataset, version, ingest_id, source, rows_read, rows_rejected, rows_changed, items)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 """, [dataset.tenant, dataset.name, version, id, source, report.rowsRead, report.rowsRejected, report.rowsChanged, report.items])
-            let upsert = datasetWasEmpty ? "" : """
-                ON CONFLICT (tenant, dataset, item_id, ts) DO UPDATE SET value = EXCLUDED.value, related = EXCLUDED.related,
-                    version = EXCLUDED.version
-                WHERE observations.value IS DISTINCT FROM EXCLUDED.value OR observations.related IS DISTINCT FROM EXCLUDED.related
-                """
             try await tx.execute("""
-                INSERT INTO observations (tenant, dataset, item_id, ts, value, related, version)
-                SELECT $1, $2, s.item_id, \(timestampSQL), \(valueSQL), \(relatedExpression), $3 FROM \(t) s WHERE \(acceptedSQL)
-                ORDER BY 3, 4
-                \(upsert)
-                """, [dataset.tenant, dataset.name, version])
+                INSERT INTO observation_batches (batch, tenant, dataset, version, ingest_id, rows) VALUES ($1, $2, $3, $4, $5, $6)
+                """, [batch, dataset.tenant, dataset.name, version, id, report.rowsChanged])
+            // The table name and batch number are this ingest's own (letters, hex and digits).
+            try await tx.runScript("ALTER TABLE observation_rows ATTACH PARTITION \(batchTable) FOR VALUES IN (\(batch))")
+        } else if batch != nil {
+            try await tx.runScript("DROP TABLE IF EXISTS \(batchTable)")
         }
         try await recordReport(report, in: tx)
-        try await tx.runScript("DROP TABLE IF EXISTS \(t)")
     }
 
     /// Stores the report (also for files refused before staging).
@@ -336,9 +463,10 @@ public struct Ingest: Sendable {
             """, [dataset.tenant, id, dataset.name, source, report.rejection == nil, report.json().serialized()])
     }
 
-    /// Drops the scratch table (after a rejection).
+    /// Drops the scratch and batch tables (after a rejection).
     public func discard(db: PostgresConnection) async throws {
         try await db.runScript("DROP TABLE IF EXISTS \(stagingTable)")
+        if batch != nil { try await db.runScript("DROP TABLE IF EXISTS \(batchTable)") }
     }
 
     /// Up to `limit` characters of text for a message, control characters shown as `?`.

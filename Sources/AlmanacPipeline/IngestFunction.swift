@@ -8,9 +8,9 @@ import Foundation
 /// emits `almanac.dataset.imported`, or `almanac.dataset.rejected` with the report when the
 /// file is refused (the dataset then stays as it was).
 ///
-/// Staging runs before the commit, in a scratch table keyed by the event id (a retry starts
-/// it again); the promotion to a new version is the function's effect, committed with the
-/// event's processed mark.
+/// Staging runs before the commit, into a batch table named by the event id that no reader
+/// sees (a retry drops it and starts again); the promotion to a new version (attaching the
+/// batch) is the function's effect, committed with the event's processed mark.
 public struct IngestFunction: FunctionHandler {
     /// Where files may come from.
     public let drop: DropFolder

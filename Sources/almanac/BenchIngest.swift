@@ -13,7 +13,8 @@ struct BenchIngest: AsyncParsableCommand {
         discussion: """
             Starts a private Postgres. Each round loads the file twice: with `psql \\copy` into a plain table \
             (item_id text, timestamp timestamptz, target_value float8: the baseline), and through Almanac's ingest \
-            (COPY into the scratch table, checks in the database, promotion to a new version of a fresh dataset). \
+            (staging into a batch table — straight by COPY for a clean file — and its promotion to a new version \
+            of a fresh dataset, as the ingest function does). \
             Rounds alternate the order; the medians are reported. The last line is JSON.
             """)
 

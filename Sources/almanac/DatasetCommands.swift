@@ -64,7 +64,7 @@ struct Datasets: AsyncParsableCommand {
             let rows = try await db.query("""
                 SELECT d.name, d.horizon, coalesce(d.frequency, 'inferred') AS frequency, array_to_string(d.quantiles, ',') AS quantiles,
                        coalesce(max(v.version), 0) AS version,
-                       (SELECT count(*) FROM observations o WHERE o.tenant = d.tenant AND o.dataset = d.name) AS observations
+                       (SELECT count(*) FROM dataset_observations(d.tenant, d.name)) AS observations
                 FROM datasets d LEFT JOIN dataset_versions v ON v.tenant = d.tenant AND v.dataset = d.name
                 WHERE d.tenant = $1 GROUP BY d.tenant, d.name ORDER BY d.name
                 """, [tenant])

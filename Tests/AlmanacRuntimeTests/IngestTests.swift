@@ -215,3 +215,129 @@ import Testing
         }
     }
 }
+
+/// The scanner that lets a clean file go straight into its batch table.
+@Suite struct CleanRowScannerTests {
+    let columns = ["item_id", "timestamp", "target_value"]
+
+    func scan(_ text: String, chunk: Int = 1 << 20) -> CleanRowScanner {
+        var s = CleanRowScanner(columns: columns)
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i < bytes.count {
+            s.feed(Data(bytes[i..<min(i + chunk, bytes.count)]))
+            i += chunk
+        }
+        s.finish()
+        return s
+    }
+
+    @Test func cleanRowsInAnyChunkingGiveTheSameAnswer() {
+        let text = "item_id,timestamp,target_value\r\nA,2026-01-01 00:00:00,1\r\nA,2026-01-01 01:00:00,-2.5e3\r\nB,2026-01-01 00:00:00,0.25\r\nB,2026-01-02 00:00:00,7"
+        for chunk in [1, 2, 3, 7, 64, 1 << 20] {
+            let s = scan(text, chunk: chunk)
+            #expect(s.clean && !s.duplicate && !s.keysMayRepeat, "chunk \(chunk)")
+            #expect(s.rows == 4 && s.items.count == 2)
+            #expect(s.oneShape && String(decoding: s.earliest, as: UTF8.self) == "2026-01-01 00:00:00"
+                    && String(decoding: s.latest, as: UTF8.self) == "2026-01-02 00:00:00")
+        }
+    }
+
+    @Test func everyCleanShapeIsAcceptedAndOthersAreNot() {
+        for shape in Ingest.cleanTimestampShapes {
+            let ts = String(shape.map { $0 == "0" ? "1" : $0 })
+            #expect(scan("item_id,timestamp,target_value\nA,\(ts),1\n").clean, "\(ts)")
+        }
+        for row in ["A,01/02/2026,1", "A,2026-01-02 3:04,1", "A,2026-01-02 00:00:00.5,1", "A,2026-01-02 00:00:00 UTC,1",
+                    ",2026-01-02,1", "A,2026-01-02,NaN", "A,2026-01-02,inf", "A,2026-01-02,1.", "A,2026-01-02,.5", "A,2026-01-02,+1",
+                    "A,2026-01-02, 1", "\"A\",2026-01-02,1", "A,2026-01-02", "A,2026-01-02,1,2", "",
+                    String(repeating: "x", count: 201) + ",2026-01-02,1"] {
+            #expect(!scan("item_id,timestamp,target_value\n\(row)\nB,2026-01-01,1\n").clean, "\(row)")
+        }
+    }
+
+    @Test func keyOrderDecidesWhetherTheDatabaseLooksForRepeats() {
+        let h = "item_id,timestamp,target_value\n"
+        #expect(scan(h + "A,2026-01-01,1\nA,2026-01-01,2\n").duplicate)
+        #expect(scan(h + "A,2026-01-02,1\nA,2026-01-01,2\n").keysMayRepeat, "backwards in time")
+        #expect(scan(h + "A,2026-01-01,1\nB,2026-01-01,2\nA,2026-01-02,3\n").keysMayRepeat, "item A again")
+        let mixed = scan(h + "A,2026-01-01 00:00,1\nA,2026-01-01T00:00,2\n")
+        #expect(mixed.keysMayRepeat && !mixed.duplicate && !mixed.oneShape, "same instant, other separator: the database decides")
+        #expect(scan(h + "A,2026-01-01 00:00+01:00,1\nA,2026-01-01 00:00+02:00,2\n").keysMayRepeat, "other zones")
+    }
+}
+
+/// Ingest against a real Postgres, without the function around it: which way each file goes,
+/// and what its batch holds.
+@Suite(.serialized) struct IngestBatchTests {
+    let header = "item_id,timestamp,target_value\n"
+
+    func ingest(_ db: PostgresConnection, _ d: Dataset, _ text: String, version: Int, id: String = UUID().uuidString) async throws -> (Ingest, IngestReport) {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ingest-\(UUID().uuidString).csv")
+        try Data(text.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        var ingest = Ingest(dataset: d, id: id, source: file.path)
+        let report = try await ingest.stage(file: file, db: db)
+        let staged = ingest
+        if report.rejection == nil {
+            try await db.transaction { tx in try await staged.promote(report: report, version: version, in: tx) }
+        } else {
+            try await staged.discard(db: db)
+        }
+        return (ingest, report)
+    }
+
+    func count(_ db: PostgresConnection, _ sql: String) async throws -> Int {
+        Int(try await db.query(sql).first?.decode("n", as: Int64.self) ?? -1)
+    }
+
+    @Test func cleanFilesGoStraightIntoTheirBatchOthersAreCheckedAndBatchesHoldOnlyChanges() async throws {
+        let db = try await PostgresConnection.connect(url: try await TestPostgres.shared.freshDatabase())
+        let d = Dataset(tenant: "default", name: "s", horizon: 2)
+        try await DatasetStore.create(d, in: db)
+
+        let (first, r1) = try await ingest(db, d, header + "A,2026-01-01 00:00:00,1\nA,2026-01-01 01:00:00,2\nB,2026-01-01 00:00:00,3\n", version: 1)
+        #expect(first.checked == .straight)
+        #expect(r1.rejection == nil && r1.rowsRead == 3 && r1.rowsChanged == 3 && r1.items == 2)
+        #expect(r1.firstTimestamp == RFC3339.parse("2026-01-01T00:00:00Z") && r1.lastTimestamp == RFC3339.parse("2026-01-01T01:00:00Z"))
+
+        // Out of order (the database looks for repeats), one value revised, one row new, two
+        // unchanged: straight, and the batch keeps only the two that changed.
+        let (second, r2) = try await ingest(db, d, header + "B,2026-01-01 00:00:00,3\nA,2026-01-01 02:00:00,6\nA,2026-01-01 01:00:00,5\nA,2026-01-01 00:00:00,1\n", version: 2)
+        #expect(second.checked == .straight)
+        #expect(r2.rowsRead == 4 && r2.rowsChanged == 2)
+        #expect(try await count(db, "SELECT count(*) AS n FROM observation_rows WHERE batch = \(second.batch ?? -1)") == 2)
+        #expect(try await count(db, "SELECT count(*) AS n FROM dataset_observations('default', 's')") == 4)
+        #expect(try await count(db, "SELECT count(*) AS n FROM observations WHERE item_id = 'A' AND ts = '2026-01-01 01:00:00+00' AND value = 5 AND version = 2") == 1)
+        #expect(try await count(db, "SELECT count(*) AS n FROM observations WHERE item_id = 'A' AND ts = '2026-01-01 00:00:00+00' AND version = 1") == 1)
+
+        // The same file again: nothing changed, no batch.
+        let (_, again) = try await ingest(db, d, header + "B,2026-01-01 00:00:00,3\nA,2026-01-01 02:00:00,6\n", version: 3)
+        #expect(again.rowsChanged == 0)
+        #expect(try await count(db, "SELECT count(*) AS n FROM observation_batches") == 2)
+
+        // Quoted fields: the whole-file check. A repeated key in another shape: the row check names its line.
+        let (quoted, r3) = try await ingest(db, d, header + "\"C\",2026-01-02,1\n", version: 3)
+        #expect(quoted.checked == .wholeFile && r3.rowsChanged == 1)
+        var rows = (1...20).map { "D,2026-02-\(String(format: "%02d", $0)),1\n" }.joined()
+        rows += "D,2026-02-01 00:00,2\n"
+        let (dup, r4) = try await ingest(db, d, header + rows, version: 4)
+        #expect(dup.checked == .byRow && r4.rejection == nil && r4.rowsRejected == 1)
+        #expect(r4.problems.first?.line == 22 && r4.problems.first?.reason.contains("duplicate of line 2") == true)
+        // A value that has the shape but not the range: the cast fails, the row check says why.
+        let (big, r5) = try await ingest(db, d, header + (1...20).map { "E,2026-02-\(String(format: "%02d", $0)),1\n" }.joined() + "E,2026-03-01,1e999\n", version: 5)
+        #expect(big.checked == .byRow && r5.rowsRejected == 1 && r5.problems.first?.reason.contains("out of range") == true)
+
+        // A killed attempt's batch table is dropped when the ingest is tried again.
+        let retried = Ingest(dataset: d, id: "retried", source: "x")
+        try await db.runScript("CREATE TABLE \(retried.batchPrefix)999 (LIKE observation_rows)")
+        _ = try await ingest(db, d, header + "F,2026-01-01,1\n", version: 6, id: "retried")
+        let unattached = try await db.query("""
+            SELECT c.relname AS name FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ '^observation_batch_[0-9a-f]+_[0-9]+$'
+              AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+            """)
+        #expect(unattached.isEmpty, "batch tables left unattached: \(unattached.map { $0.text("name") ?? "" })")
+        #expect(try await count(db, "SELECT count(*) AS n FROM observation_batches") == 6)
+        await db.close()
+    }
+}

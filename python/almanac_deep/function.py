@@ -132,7 +132,7 @@ class TrainDeep:
         ([columns, steps] per item, or None when the dataset has none) with the column names.
         `names` fixes the related columns (a trained network's); by default, every column seen."""
         rows = self.db.execute(
-            "SELECT item_id, extract(epoch FROM ts)::float8, value, related FROM observations WHERE tenant = %s AND dataset = %s "
+            "SELECT item_id, extract(epoch FROM ts)::float8, value, related FROM dataset_observations(%s, %s) "
             "ORDER BY item_id, ts", (tenant, name)).fetchall()
         if names is None:
             names = sorted({k for r in rows if r[3] for k in r[3]})
