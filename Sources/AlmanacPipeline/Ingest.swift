@@ -167,7 +167,6 @@ public struct Ingest: Sendable {
         if relatedColumns.isEmpty, try await loadStraight(reader: reader, columns: columns, into: &report, db: db) {
             checked = .straight
         } else {
-            report = IngestReport()
             guard try await loadChecked(reader: reader, columns: columns, into: &report, db: db) else { return report }
         }
         try await takeOutUnchanged(into: &report, db: db)
@@ -223,15 +222,10 @@ public struct Ingest: Sendable {
                 scanner.finish()
                 guard scanner.clean else { throw NotClean() }
             }
-        } catch is NotClean {
+        } catch let e where e is NotClean || e is PipelineError || (e as? PostgresError)?.sqlState != nil {
+            // A row out of shape, a cast or the CSV itself failed, or the file cannot be read:
+            // the checked way says what is wrong where.
             try await dropBatchTable(db: db)
-            return false
-        } catch let e as PostgresError where e.sqlState != nil {
-            try await dropBatchTable(db: db)  // a cast or the CSV itself failed: the row check will say where
-            return false
-        } catch let e as PipelineError {
-            try await dropBatchTable(db: db)
-            report.rejection = e.message
             return false
         }
         let t = batchTable
