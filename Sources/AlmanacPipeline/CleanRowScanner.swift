@@ -35,7 +35,7 @@ struct CleanRowScanner {
     private var pending: [UInt8] = []
     private var currentItem: [UInt8] = []
     private var lastTimestamp: [UInt8] = []
-    private var lastZone = 0
+    private var lastZone = 0, firstZone = 0
 
     /// Makes a scanner for files whose header is `columns` (as `Ingest.columns(header:)` returns them).
     init(columns: [String]) {
@@ -98,8 +98,7 @@ struct CleanRowScanner {
         if !currentItem.elementsEqual(bytes[item]) {
             currentItem = Array(bytes[item])
             if !items.insert(currentItem).inserted { keysMayRepeat = true }
-        } else if !(zone == lastZone && ts.count == lastTimestamp.count && (ts.count == 10 || ts[10] == lastTimestamp[10])
-                    && ts[zone...].elementsEqual(lastTimestamp[zone...])) {
+        } else if !Self.sameShape(ts, zone, as: lastTimestamp, lastZone) {
             keysMayRepeat = true  // another shape or zone: byte order is not time order
         } else if ts.elementsEqual(lastTimestamp) {
             duplicate = true
@@ -109,8 +108,9 @@ struct CleanRowScanner {
         if rows == 1 {
             earliest = Array(ts)
             latest = earliest
+            firstZone = zone
         } else if oneShape {
-            if ts.count == earliest.count && (ts.count == 10 || ts[10] == earliest[10]) && ts[zone...].elementsEqual(earliest[zone...]) {
+            if Self.sameShape(ts, zone, as: earliest, firstZone) {
                 if ts.lexicographicallyPrecedes(earliest) { earliest = Array(ts) }
                 if latest.lexicographicallyPrecedes(ts) { latest = Array(ts) }
             } else {
@@ -120,6 +120,12 @@ struct CleanRowScanner {
         lastTimestamp.removeAll(keepingCapacity: true)
         lastTimestamp.append(contentsOf: ts)
         lastZone = zone
+    }
+
+    /// Whether timestamp `a` (zone from `zone`) has `b`'s length, separator and zone, so that
+    /// their byte order is their time order.
+    static func sameShape(_ a: UnsafeRawBufferPointer, _ zone: Int, as b: [UInt8], _ bZone: Int) -> Bool {
+        zone == bZone && a.count == b.count && (a.count == 10 || a[10] == b[10]) && a[zone...].elementsEqual(b[zone...])
     }
 
     /// Where the zone starts in a clean timestamp (its length when it has none); nil when the
@@ -143,7 +149,7 @@ struct CleanRowScanner {
         }
     }
 
-    /// Whether the field is `-?\d+(\.\d+)?([eE][+-]?\d+)?`.
+    /// Whether the field matches `Ingest.plainNumberPattern`.
     static func isPlainNumber(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
         var i = r.lowerBound
         let end = r.upperBound

@@ -323,6 +323,10 @@ public struct Ingest: Sendable {
         return ["0000-00-00"] + times.flatMap { t in zones.map { t + $0 } }
     }()
 
+    /// The values the whole-file check accepts: plain decimals (`CleanRowScanner.isPlainNumber`
+    /// accepts the same), a subset of the row check's numbers.
+    static let plainNumberPattern = #"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"#
+
     /// Checks the scratch table: as a whole when every row is clean (one pass, no row written),
     /// otherwise row by row, marking each bad row with its reason.
     mutating func check(db: PostgresConnection) async throws {
@@ -344,7 +348,7 @@ public struct Ingest: Sendable {
         let misshapen = try await db.query("""
             SELECT count(*) AS n FROM \(t) WHERE NOT coalesce(item_id <> '' AND length(item_id) <= 200
                 AND translate("timestamp", '0123456789', '0000000000') IN (\(shapes)) AND target_value ~ $1, false)
-            """, [#"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"#])
+            """, [Self.plainNumberPattern])
         guard try misshapen[0].decode("n", as: Int64.self) == 0 else { return false }
         do {
             // Every timestamp and value is cast here (a date like 2026-13-40 or a value out of

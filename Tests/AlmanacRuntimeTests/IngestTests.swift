@@ -264,6 +264,9 @@ import Testing
         let mixed = scan(h + "A,2026-01-01 00:00,1\nA,2026-01-01T00:00,2\n")
         #expect(mixed.keysMayRepeat && !mixed.duplicate && !mixed.oneShape, "same instant, other separator: the database decides")
         #expect(scan(h + "A,2026-01-01 00:00+01:00,1\nA,2026-01-01 00:00+02:00,2\n").keysMayRepeat, "other zones")
+        // As long as a zoned one ("+05", zone at 16), but none: the span is left to the database.
+        let zoned = scan(h + "A,2026-01-01 00:00+05,1\nB,2026-01-01 00:00:00,2\n")
+        #expect(!zoned.oneShape)
     }
 }
 
