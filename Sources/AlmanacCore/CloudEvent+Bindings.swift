@@ -46,16 +46,18 @@ extension CloudEvent {
             throw EventError(.undecodable, "structured CloudEvent must be a JSON object, got \(json.typeName)")
         }
         var attributes: [String: String] = [:]
-        var problems: [String] = []
+        var problems: [(String, String)] = []
         for (k, v) in o where k != "data" && k != "data_base64" {
             switch v {
             case .string(let s): attributes[k] = s
             case .number, .bool: attributes[k] = v.serialized()
             case .null: continue
-            default: problems.append("attribute '\(k)' must be a string, got \(v.typeName)")
+            default: problems.append((k, "attribute \(EventLimits.quoted(k)) must be a string, got \(v.typeName)"))
             }
         }
-        if !problems.isEmpty { throw EventError(.invalidEvent, "not a valid CloudEvent: " + problems.joined(separator: "; ")) }
+        if let first = problems.first {
+            throw EventError(.invalidEvent, "not a valid CloudEvent: " + problems.map(\.1).joined(separator: "; "), attribute: first.0)
+        }
         var payload: Data?
         if let d = o["data"], d != .null {
             if case .string(let s) = d, let ct = attributes["datacontenttype"], !CloudEvent.isJSONContentType(ct) {
@@ -65,7 +67,7 @@ extension CloudEvent {
             }
         } else if let b = o["data_base64"] {
             guard case .string(let s) = b, let bytes = Data(base64Encoded: s) else {
-                throw EventError(.invalidEvent, "not a valid CloudEvent: 'data_base64' must be base64 text")
+                throw EventError(.invalidEvent, "not a valid CloudEvent: 'data_base64' must be base64 text", attribute: "data_base64")
             }
             payload = bytes
         }
@@ -84,16 +86,17 @@ extension CloudEvent {
         for name in ["id", "source", "specversion", "type"] where (attributes[name] ?? "").isEmpty {
             missing.append(name)
         }
-        if !missing.isEmpty {
+        if let first = missing.first {
             throw EventError(.invalidEvent,
                              "not a valid CloudEvent: missing required attribute\(missing.count > 1 ? "s" : "") "
                                  + missing.map { "'\($0)'" }.joined(separator: ", ")
-                                 + "; every event needs id, source, specversion (\"1.0\") and type")
+                                 + "; every event needs id, source, specversion (\"1.0\") and type", attribute: first)
         }
         var time: Date?
         if let t = attributes["time"] {
             guard let parsed = RFC3339.parse(t) else {
-                throw EventError(.invalidEvent, "not a valid CloudEvent: 'time' must be an RFC 3339 timestamp, got \"\(t)\"")
+                throw EventError(.invalidEvent, "not a valid CloudEvent: 'time' must be an RFC 3339 timestamp, got \(EventLimits.quoted(t))",
+                                 attribute: "time")
             }
             time = parsed
         }
@@ -133,7 +136,8 @@ extension CloudEvent {
         for (name, value) in record.headers {
             let lower = name.lowercased()
             guard let text = String(data: value, encoding: .utf8) else {
-                throw EventError(.undecodable, "Kafka header '\(name)' is not UTF-8 text")
+                throw EventError(.undecodable, "Kafka header \(EventLimits.quoted(name)) is not UTF-8 text",
+                                 attribute: name.lowercased().hasPrefix("ce_") ? String(name.lowercased().dropFirst(3)) : name)
             }
             if lower == "content-type" {
                 contentType = text
@@ -198,9 +202,12 @@ extension CloudEvent {
             guard case .array(let items) = json else {
                 throw EventError(.undecodable, "batch body must be a JSON array of CloudEvents, got \(json.typeName)")
             }
+            guard items.count <= EventLimits.maxBatchEvents else {
+                throw EventError(.invalidEvent, "a batch may hold at most \(EventLimits.maxBatchEvents) events, got \(items.count); split it")
+            }
             return try items.enumerated().map { index, item in
                 do { return try CloudEvent(structuredJSON: item) } catch let e as EventError {
-                    throw EventError(e.code, "batch event [\(index)]: \(e.message)")
+                    throw EventError(e.code, "batch event [\(index)]: \(e.message)", attribute: e.attribute, index: index)
                 }
             }
         }

@@ -111,25 +111,60 @@ public struct CloudEvent: Sendable, Equatable {
         return next
     }
 
-    /// Checks the rules of CloudEvents 1.0 that a decoded event must meet.
-    /// - Throws: `EventError` with code `.invalidEvent`, listing every attribute that is wrong.
+    /// Checks the rules of CloudEvents 1.0 that a decoded event must meet, and Almanac's
+    /// `EventLimits`: required attributes non-empty, attribute names lowercase a–z0–9 (at
+    /// most 20), no control characters in any attribute, no attribute or event over its
+    /// size, `time` within the years 0001–9999, and data that Postgres can store as jsonb.
+    /// - Throws: `EventError` with code `.invalidEvent`, listing every problem; its
+    ///   `attribute` names the first attribute that is wrong.
     public func validate() throws {
-        var problems: [String] = []
-        if id.isEmpty { problems.append("'id' is required and must not be empty") }
-        if source.isEmpty { problems.append("'source' is required and must not be empty") }
+        var problems: [(attribute: String, message: String)] = []
+        if id.isEmpty { problems.append(("id", "'id' is required and must not be empty")) }
+        if source.isEmpty { problems.append(("source", "'source' is required and must not be empty")) }
         if specversion != CloudEvent.specVersion {
-            problems.append("'specversion' must be \"1.0\", got \"\(specversion)\"")
+            problems.append(("specversion", "'specversion' must be \"1.0\", got \(EventLimits.quoted(specversion))"))
         }
-        if type.isEmpty { problems.append("'type' is required and must not be empty") }
-        for name in extensions.keys where !CloudEvent.isValidAttributeName(name) {
-            problems.append("extension name '\(name)' must be 1-20 lowercase letters or digits")
+        if type.isEmpty { problems.append(("type", "'type' is required and must not be empty")) }
+        if extensions.count > EventLimits.maxExtensions {
+            problems.append(("extensions", "at most \(EventLimits.maxExtensions) extension attributes, got \(extensions.count)"))
+        }
+        for name in extensions.keys.sorted() where !CloudEvent.isValidAttributeName(name) {
+            problems.append((name, "extension name \(EventLimits.quoted(name)) must be 1-20 lowercase letters or digits"))
+        }
+        var size = data?.count ?? 0
+        for (name, value) in stringAttributes {
+            size += name.utf8.count + value.utf8.count
+            if value.utf8.count > EventLimits.maxAttributeBytes {
+                problems.append((name, "'\(name)' is \(value.utf8.count) bytes; an attribute may be at most \(EventLimits.maxAttributeBytes)"))
+            } else if EventLimits.hasControlCharacter(value) {
+                problems.append((name, "'\(name)' holds a control character: \(EventLimits.quoted(value))"))
+            }
+        }
+        if let time, !(EventLimits.earliestTime...EventLimits.latestTime).contains(time) {
+            problems.append(("time", "'time' must fall in the years 0001-9999 (UTC), got \(time.timeIntervalSince1970) seconds from 1970"))
         }
         if let tp = traceparent, !CloudEvent.isValidTraceparent(tp) {
-            problems.append("'traceparent' must be 00-<32 hex>-<16 hex>-<2 hex>, got \"\(tp)\"")
+            problems.append(("traceparent", "'traceparent' must be 00-<32 hex>-<16 hex>-<2 hex>, got \(EventLimits.quoted(tp))"))
         }
-        if !problems.isEmpty {
-            throw EventError(.invalidEvent, "not a valid CloudEvent: " + problems.joined(separator: "; "))
+        if size > EventLimits.maxEventBytes {
+            problems.append(("data", "the event is \(size) bytes; at most \(EventLimits.maxEventBytes) are accepted (data and attributes together)"))
+        } else if let data, hasJSONData, let problem = EventLimits.jsonStorageProblem(data) {
+            problems.append(("data", problem))
         }
+        if let first = problems.first {
+            throw EventError(.invalidEvent, "not a valid CloudEvent: " + problems.map(\.message).joined(separator: "; "),
+                             attribute: first.attribute)
+        }
+    }
+
+    /// Every string-valued attribute by name: the context attributes and the extensions.
+    var stringAttributes: [(String, String)] {
+        var out: [(String, String)] = [("id", id), ("source", source), ("specversion", specversion), ("type", type)]
+        if let subject { out.append(("subject", subject)) }
+        if let datacontenttype { out.append(("datacontenttype", datacontenttype)) }
+        if let dataschema { out.append(("dataschema", dataschema)) }
+        for (k, v) in extensions { out.append((k, v)) }
+        return out
     }
 
     /// Attribute names: lowercase a-z and 0-9, at most 20 characters (the spec's advice).
@@ -172,6 +207,8 @@ public struct EventError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let invalidEvent = Code(name: "invalid_event")
         /// The data does not satisfy its type's JSON Schema.
         public static let schemaViolation = Code(name: "schema_violation")
+        /// The sender may not publish events of this type (internal `almanac.*` types).
+        public static let forbiddenType = Code(name: "forbidden_type")
         /// A printable name.
         public var description: String { name }
     }
@@ -180,11 +217,17 @@ public struct EventError: Error, CustomStringConvertible, Sendable, Equatable {
     public var code: Code
     /// What was wrong and what to do.
     public var message: String
+    /// The attribute that is wrong (`time`, `data`, an extension's name), when one is.
+    public var attribute: String?
+    /// The event's position in an HTTP batch, when it came in one.
+    public var index: Int?
 
     /// Makes an error.
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, attribute: String? = nil, index: Int? = nil) {
         self.code = code
         self.message = message
+        self.attribute = attribute
+        self.index = index
     }
 
     /// The message.

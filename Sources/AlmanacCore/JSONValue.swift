@@ -331,6 +331,7 @@ struct JSONParser {
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         guard let value = Double(text) else { throw JSONParseError(offset: start, reason: "invalid number") }
+        guard value.isFinite else { throw JSONParseError(offset: start, reason: "number \(text.prefix(40)) is out of range for a 64-bit float") }
         return value
     }
 }

@@ -6,8 +6,12 @@ import Foundation
 /// one per event and the formatter is neither cheap nor `Sendable`.
 public enum RFC3339 {
     /// Formats a date in UTC with millisecond precision: `2026-11-23T10:00:00.123Z`.
+    /// A date outside the years 0001–9999 (or not finite) is written as the nearest end of that range.
     public static func format(_ date: Date) -> String {
-        var seconds = date.timeIntervalSince1970
+        let lowest = Double(daysFromCivil(year: 1, month: 1, day: 1)) * 86400
+        let highest = Double(daysFromCivil(year: 10000, month: 1, day: 1)) * 86400 - 1
+        let raw = date.timeIntervalSince1970
+        var seconds = raw.isNaN ? lowest : min(max(raw, lowest), highest)
         var millis = Int((seconds - seconds.rounded(.down)) * 1000 + 0.5)
         if millis >= 1000 { millis -= 1000; seconds += 1 }
         var t = time_t(seconds.rounded(.down))

@@ -65,7 +65,8 @@ public enum ForecastEngine {
 
     /// `YYYY-MM-DD HH:MM:SS` in UTC.
     public static func formatTimestamp(_ d: Date) -> String {
-        var t = time_t(d.timeIntervalSince1970.rounded())
+        let raw = d.timeIntervalSince1970
+        var t = time_t(raw.isNaN ? 0 : min(max(raw, -62_135_596_800), 253_402_300_799).rounded())
         var parts = tm()
         gmtime_r(&t, &parts)
         return String(format: "%04d-%02d-%02d %02d:%02d:%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),

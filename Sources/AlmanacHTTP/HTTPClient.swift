@@ -19,8 +19,13 @@ public struct HTTPClientRequest: Sendable {
     public var followRedirects: Bool
     /// When set, the response body is streamed into this file instead of memory (downloads).
     public var bodyFile: String?
-    /// The largest body accepted; a longer one fails the request (`HTTPClientError.Code.tooLarge`).
+    /// The largest body accepted; a longer one fails the request (`HTTPClientError.Code.tooLarge`),
+    /// or, with `truncateBody`, is cut there and the transfer stopped.
     public var maxBodyBytes: Int?
+    /// Whether a body over `maxBodyBytes` is cut (the response still returned, `truncated`
+    /// set) rather than failing the request: for answers only glanced at, like a webhook
+    /// receiver's.
+    public var truncateBody: Bool
     /// Addresses to connect to instead of resolving the host again, as libcurl's
     /// `CURLOPT_RESOLVE` entries (`host:port:address[,address…]`): the addresses a policy
     /// check approved, so a second DNS answer cannot send the request elsewhere.
@@ -29,8 +34,9 @@ public struct HTTPClientRequest: Sendable {
     /// Makes a request.
     public init(method: String, url: String, headers: [(String, String)] = [], body: Data? = nil,
                 timeout: Double = 30, connectTimeout: Double = 10, followRedirects: Bool = false, bodyFile: String? = nil,
-                maxBodyBytes: Int? = nil, resolve: [String] = []) {
+                maxBodyBytes: Int? = nil, truncateBody: Bool = false, resolve: [String] = []) {
         self.resolve = resolve
+        self.truncateBody = truncateBody
         self.bodyFile = bodyFile
         self.maxBodyBytes = maxBodyBytes
         self.method = method
@@ -53,6 +59,8 @@ public struct HTTPClientResponse: Sendable {
     public var body: Data
     /// Whether the request went over a connection kept from an earlier one.
     public var reusedConnection: Bool
+    /// Whether the body was cut at the request's `maxBodyBytes`.
+    public var truncated = false
 
     /// The first header with a name (case-insensitive).
     public func header(_ name: String) -> String? {
@@ -154,6 +162,7 @@ public final class HTTPClient: @unchecked Sendable {
         }
         defer { try? sink.file?.close() }
         sink.limit = request.maxBodyBytes ?? Int.max
+        sink.truncates = request.truncateBody
         let sinkPtr = Unmanaged.passUnretained(sink).toOpaque()
         var list: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(list) }
@@ -190,7 +199,7 @@ public final class HTTPClient: @unchecked Sendable {
             return curl_easy_perform(h)
         }
         withExtendedLifetime(sink) {}
-        guard code == CURLE_OK else {
+        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.truncated) else {
             let message = String(cString: curl_easy_strerror(code))
             let kind: HTTPClientError.Code
             switch code {
@@ -211,7 +220,9 @@ public final class HTTPClient: @unchecked Sendable {
         _ = almanac_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
         var connects = 0
         _ = almanac_curl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects)
-        return HTTPClientResponse(status: status, headers: sink.finalHeaders(), body: sink.body, reusedConnection: connects == 0)
+        var response = HTTPClientResponse(status: status, headers: sink.finalHeaders(), body: sink.body, reusedConnection: connects == 0)
+        response.truncated = sink.truncated
+        return response
     }
 }
 
@@ -223,11 +234,21 @@ final class ResponseSink {
     var file: FileHandle?
     /// Body bytes so far, and the most allowed.
     var received = 0, limit = Int.max
+    /// Whether a body over the limit is cut there (and the transfer stopped) rather than refused; and whether it was.
+    var truncates = false, truncated = false
+    /// The most header lines kept; a response with more is refused.
+    static let maxHeaderLines = 500
 
     /// Takes one chunk; false stops the transfer (over the limit, or the file cannot be written).
     func take(_ chunk: UnsafeRawBufferPointer) -> Bool {
         received += chunk.count
-        guard received <= limit else { return false }
+        guard received <= limit else {
+            if truncates && file == nil {
+                body.append(contentsOf: chunk.prefix(max(0, limit - body.count)))
+                truncated = true
+            }
+            return false
+        }
         if let file {
             do { try file.write(contentsOf: Data(chunk)) } catch { return false }
         } else {
@@ -259,6 +280,8 @@ private let curlWriteHeader: almanac_curl_data_cb = { ptr, size, count, userdata
     guard let ptr, let userdata else { return 0 }
     let n = size * count
     let line = String(decoding: UnsafeRawBufferPointer(start: ptr, count: n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    if !line.isEmpty { Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue().headerLines.append(line) }
+    let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+    guard sink.headerLines.count < ResponseSink.maxHeaderLines else { return 0 }
+    if !line.isEmpty { sink.headerLines.append(line) }
     return n
 }

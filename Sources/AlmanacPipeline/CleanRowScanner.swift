@@ -3,7 +3,7 @@ import Foundation
 /// Reads a data file's bytes on their way to `COPY` and decides whether every row is clean
 /// in the common shape, so that the file can be loaded straight into its batch table.
 ///
-/// A clean row has exactly the header's fields, no quotes, an item id of 1 to 200 bytes, a
+/// A clean row has exactly the header's fields, no quotes and no control characters, an item id of 1 to 200 bytes (no U+0080–U+00BF), a
 /// timestamp of one of `Ingest.cleanTimestampShapes`, and a plain decimal value — a subset
 /// of what the row-by-row check accepts. The first row that is not clean ends the scan
 /// (`clean` false) and the ingest falls back to that check, which says what is wrong where.
@@ -37,8 +37,12 @@ struct CleanRowScanner {
     private var lastTimestamp: [UInt8] = []
     private var lastZone = 0, firstZone = 0
 
+    /// The longest line a clean file has.
+    private let maxLineBytes: Int
+
     /// Makes a scanner for files whose header is `columns` (as `Ingest.columns(header:)` returns them).
-    init(columns: [String]) {
+    init(columns: [String], maxLineBytes: Int = Dataset.defaultMaxLineBytes) {
+        self.maxLineBytes = maxLineBytes
         columnCount = columns.count
         itemField = columns.firstIndex(of: "item_id") ?? 0
         timestampField = columns.firstIndex(of: "timestamp") ?? 1
@@ -63,6 +67,7 @@ struct CleanRowScanner {
                 if !clean { return }
             }
             pending.append(contentsOf: raw[start..<raw.count])
+            if pending.count > maxLineBytes { clean = false }  // a line past the bound: the checked way says so
         }
     }
 
@@ -88,7 +93,7 @@ struct CleanRowScanner {
             field += 1
             start = i + 1
         }
-        guard field == columnCount, !item.isEmpty, item.count <= 200,
+        guard field == columnCount, !item.isEmpty, item.count <= 200, !bytes[item].contains(where: { $0 < 0x20 || $0 == 0x7f || $0 == 0xc2 }),
               let zone = Self.timestampZone(bytes, timestamp), Self.isPlainNumber(bytes, value) else {
             clean = false
             return

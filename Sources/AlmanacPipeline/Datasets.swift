@@ -19,6 +19,10 @@ public struct Dataset: Sendable, Equatable {
     public var retrainFactor: Double
     /// The share of bad rows above which a file is rejected whole.
     public var maxErrorRate: Double
+    /// The most bytes an ingest reads from one file, after decompression (10 GiB by default).
+    public var maxFileBytes: Int64
+    /// The longest line an ingest accepts, in bytes (1 MiB by default); a longer one is a bad row.
+    public var maxLineBytes: Int
     /// `statistical` (AutoML), `deep` (the deep global model) or `champion` (both, the
     /// better by holdout backtest, or their mean).
     public var models: String
@@ -26,7 +30,10 @@ public struct Dataset: Sendable, Equatable {
     /// Makes a dataset description.
     public init(tenant: String, name: String, horizon: Int, frequency: String? = nil, quantiles: [Double] = [0.1, 0.5, 0.9],
                 retrainWAPE: Double? = nil, retrainFactor: Double = 1.5, maxErrorRate: Double = 0.1,
-                models: String = "statistical") {
+                models: String = "statistical", maxFileBytes: Int64 = Dataset.defaultMaxFileBytes,
+                maxLineBytes: Int = Dataset.defaultMaxLineBytes) {
+        self.maxFileBytes = maxFileBytes
+        self.maxLineBytes = maxLineBytes
         self.tenant = tenant
         self.name = name
         self.horizon = horizon
@@ -37,6 +44,11 @@ public struct Dataset: Sendable, Equatable {
         self.maxErrorRate = maxErrorRate
         self.models = models
     }
+
+    /// The default bound on a file's decompressed size: 10 GiB.
+    public static let defaultMaxFileBytes: Int64 = 10 << 30
+    /// The default bound on one line: 1 MiB.
+    public static let defaultMaxLineBytes = 1 << 20
 
     /// The values `models` takes.
     public static let modelChoices = ["statistical", "deep", "champion"]
@@ -68,10 +80,15 @@ public enum DatasetStore {
         guard Dataset.modelChoices.contains(d.models) else {
             throw PipelineError("--models must be one of \(Dataset.modelChoices.joined(separator: ", ")), got \"\(d.models)\"")
         }
+        guard d.maxFileBytes > 0, (64...(1 << 30)).contains(d.maxLineBytes) else {
+            throw PipelineError("--max-file-bytes must be ≥ 1 and --max-line-bytes between 64 and 1073741824, got \(d.maxFileBytes) and \(d.maxLineBytes)")
+        }
         let inserted = try await db.execute("""
-            INSERT INTO datasets (tenant, name, horizon, frequency, quantiles, retrain_wape, retrain_factor, max_error_rate, models)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
-            """, [d.tenant, d.name, d.horizon, d.frequency, d.quantiles.sorted(), d.retrainWAPE, d.retrainFactor, d.maxErrorRate, d.models])
+            INSERT INTO datasets (tenant, name, horizon, frequency, quantiles, retrain_wape, retrain_factor, max_error_rate, models,
+                                  max_file_bytes, max_line_bytes)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING
+            """, [d.tenant, d.name, d.horizon, d.frequency, d.quantiles.sorted(), d.retrainWAPE, d.retrainFactor, d.maxErrorRate, d.models,
+                  d.maxFileBytes, d.maxLineBytes])
         guard inserted == 1 else { throw PipelineError("dataset \"\(d.name)\" already exists for tenant \(d.tenant)") }
     }
 
@@ -83,14 +100,16 @@ public enum DatasetStore {
     /// The tenant's datasets by name (one when `name` is given).
     public static func list(tenant: String, name: String? = nil, in db: PostgresConnection) async throws -> [Dataset] {
         let rows = try await db.query("""
-            SELECT name, horizon, frequency, array_to_string(quantiles, ',') AS quantiles, retrain_wape, retrain_factor, max_error_rate, models FROM datasets
+            SELECT name, horizon, frequency, array_to_string(quantiles, ',') AS quantiles, retrain_wape, retrain_factor, max_error_rate, models,
+                   max_file_bytes, max_line_bytes FROM datasets
             WHERE tenant = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name
             """, [tenant, name])
         return try rows.map { r in
             Dataset(tenant: tenant, name: try r.decode("name"), horizon: try r.decode("horizon"), frequency: try r.decodeIfPresent("frequency"),
                     quantiles: (r.text("quantiles") ?? "").split(separator: ",").compactMap { Double($0) },
                     retrainWAPE: try r.decodeIfPresent("retrain_wape"), retrainFactor: try r.decode("retrain_factor"),
-                    maxErrorRate: try r.decode("max_error_rate"), models: try r.decode("models"))
+                    maxErrorRate: try r.decode("max_error_rate"), models: try r.decode("models"),
+                    maxFileBytes: try r.decode("max_file_bytes"), maxLineBytes: try r.decode("max_line_bytes"))
         }
     }
 }

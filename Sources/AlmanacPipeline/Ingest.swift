@@ -154,7 +154,7 @@ public struct Ingest: Sendable {
         var report = IngestReport()
         try await dropUnattachedBatches(db: db)
         let reader: DataFileReader
-        do { reader = try DataFileReader(url: file) } catch let e as PipelineError {
+        do { reader = try DataFileReader(url: file, limit: dataset.maxFileBytes) } catch let e as PipelineError {
             report.rejection = e.message
             return report
         }
@@ -210,7 +210,7 @@ public struct Ingest: Sendable {
     mutating func loadStraight(reader: DataFileReader, columns: [String], into report: inout IngestReport,
                                db: PostgresConnection) async throws -> Bool {
         try await createBatchTable(db: db)
-        var scanner = CleanRowScanner(columns: columns)
+        var scanner = CleanRowScanner(columns: columns, maxLineBytes: dataset.maxLineBytes)
         let names = columns.map { ["item_id": "item_id", "timestamp": "ts", "target_value": "value"][$0] ?? $0 }
         do {
             _ = try await db.copyIn("COPY \(batchTable) (\(names.joined(separator: ", "))) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") { writer in
@@ -265,13 +265,23 @@ public struct Ingest: Sendable {
         let definitions = columns.map { "\"\($0)\" text" }.joined(separator: ", ")
         try await db.runScript("""
             DROP TABLE IF EXISTS \(table);
-            CREATE UNLOGGED TABLE \(table) (line bigint GENERATED ALWAYS AS IDENTITY, \(definitions),
+            CREATE UNLOGGED TABLE \(table) (line bigint NOT NULL, \(definitions), flaw text,
                 ts timestamptz, v float8, reason text);
             """)
         do {
+            // The file is read strictly and written again as plain CSV: each record with its
+            // line number and, when the reader found it bad, why.
             let list = columns.map { "\"\($0)\"" }.joined(separator: ", ")
-            try await db.copyIn("COPY \(table) (\(list)) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") { writer in
-                try await reader.stream { try await writer.write($0) }
+            var csv = StrictCSV(columns: columns, maxLineBytes: dataset.maxLineBytes)
+            try await db.copyIn("COPY \(table) (line, \(list), flaw) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8')") { writer in
+                try await reader.stream { chunk in
+                    var out = Data()
+                    csv.feed(chunk, into: &out)
+                    try await writer.write(out)
+                }
+                var out = Data()
+                csv.finish(into: &out)
+                try await writer.write(out)
             }
         } catch let e as PostgresError {
             report.rejection = "the file is not valid CSV for its header: \(e.message)"
@@ -346,7 +356,7 @@ public struct Ingest: Sendable {
         // The shapes are constants of this file, not input.
         let shapes = Self.cleanTimestampShapes.map { "'\($0)'" }.joined(separator: ", ")
         let misshapen = try await db.query("""
-            SELECT count(*) AS n FROM \(t) WHERE NOT coalesce(item_id <> '' AND length(item_id) <= 200
+            SELECT count(*) AS n FROM \(t) WHERE NOT coalesce(flaw IS NULL AND item_id <> '' AND length(item_id) <= 200
                 AND translate("timestamp", '0123456789', '0000000000') IN (\(shapes)) AND target_value ~ $1, false)
             """, [Self.plainNumberPattern])
         guard try misshapen[0].decode("n", as: Int64.self) == 0 else { return false }
@@ -376,6 +386,7 @@ public struct Ingest: Sendable {
         _ = try await db.execute("""
             UPDATE \(t) SET ts = almanac_try_timestamptz(btrim("timestamp")), v = almanac_try_float8(target_value),
             reason = CASE
+                WHEN flaw IS NOT NULL THEN flaw
                 WHEN item_id IS NULL OR btrim(item_id) = '' THEN 'item_id is empty'
                 WHEN length(item_id) > 200 THEN 'item_id is longer than 200 characters'
                 WHEN "timestamp" IS NULL OR btrim("timestamp") = '' THEN 'timestamp is empty'
@@ -390,7 +401,7 @@ public struct Ingest: Sendable {
             END
             """, [timestampPattern, numberPattern])
         _ = try await db.execute("""
-            UPDATE \(t) s SET reason = 'duplicate of line ' || (d.first + 1) || ' (same item_id and timestamp)'
+            UPDATE \(t) s SET reason = 'duplicate of line ' || d.first || ' (same item_id and timestamp)'
             FROM (SELECT line, min(line) OVER (PARTITION BY item_id, ts) AS first FROM \(t) WHERE reason IS NULL) d
             WHERE s.line = d.line AND d.line <> d.first
             """)
@@ -411,7 +422,7 @@ public struct Ingest: Sendable {
         report.firstTimestamp = try counts[0].decodeIfPresent("first")
         report.lastTimestamp = try counts[0].decodeIfPresent("last")
         if checked == .byRow {
-            let problems = try await db.query("SELECT line + 1 AS line, left(item_id, 200) AS item_id, reason FROM \(t) WHERE reason IS NOT NULL ORDER BY line LIMIT 100")
+            let problems = try await db.query("SELECT line, left(item_id, 200) AS item_id, reason FROM \(t) WHERE reason IS NOT NULL ORDER BY line LIMIT 100")
             report.problems = try problems.map { IngestReport.Problem(line: try $0.decode("line"), item: $0.text("item_id"), reason: try $0.decode("reason")) }
         }
         if report.rowsRead == 0 {
@@ -502,11 +513,14 @@ public struct Ingest: Sendable {
 struct DataFileReader: Sendable {
     let url: URL
     let gzip: Bool
+    /// The most bytes read from the file (after decompression).
+    let limit: Int64
     /// The first line, decoded as UTF-8 (BOM removed).
     let headerLine: String
 
-    init(url: URL) throws {
+    init(url: URL, limit: Int64 = Dataset.defaultMaxFileBytes) throws {
         self.url = url
+        self.limit = limit
         guard let handle = FileHandle(forReadingAtPath: url.path) else { throw PipelineError("cannot open \(url.lastPathComponent)") }
         defer { try? handle.close() }
         let head = (try? handle.read(upToCount: 2)) ?? Data()
@@ -515,7 +529,7 @@ struct DataFileReader: Sendable {
             throw PipelineError("\(url.lastPathComponent) is named .gz but is not gzip (no 1f 8b header)")
         }
         var first = Data()
-        try Self.chunks(url: url, gzip: gzip) { chunk in
+        try Self.chunks(url: url, gzip: gzip, limit: limit) { chunk in
             if let nl = chunk.firstIndex(of: 0x0a) {
                 first.append(chunk[chunk.startIndex..<nl])
                 return false
@@ -533,43 +547,62 @@ struct DataFileReader: Sendable {
 
     /// Passes the file's bytes (decompressed) to `body` in chunks of about 1 MiB.
     func stream(_ body: (Data) async throws -> Void) async throws {
-        let source = try ChunkSource(url: url, gzip: gzip)
+        let source = try ChunkSource(url: url, gzip: gzip, limit: limit)
         while let chunk = try source.next() { try await body(chunk) }
     }
 
     /// Reads chunks synchronously; `each` returns false to stop.
-    static func chunks(url: URL, gzip: Bool, _ each: (Data) throws -> Bool) throws {
-        let source = try ChunkSource(url: url, gzip: gzip)
+    static func chunks(url: URL, gzip: Bool, limit: Int64, _ each: (Data) throws -> Bool) throws {
+        let source = try ChunkSource(url: url, gzip: gzip, limit: limit)
         while let chunk = try source.next() {
             if try !each(chunk) { return }
         }
     }
 }
 
-/// A file's bytes in chunks of about 1 MiB, inflated when gzip.
+/// A file's bytes in chunks of about 1 MiB (at most 4 MiB when inflated from gzip), with
+/// a bound on the bytes read in all.
 final class ChunkSource {
     private let handle: FileHandle
     private var inflater: GzipInflater?
     private let name: String
+    private let limit: Int64
+    private var delivered: Int64 = 0
 
-    init(url: URL, gzip: Bool) throws {
+    init(url: URL, gzip: Bool, limit: Int64) throws {
         guard let handle = FileHandle(forReadingAtPath: url.path) else { throw PipelineError("cannot open \(url.lastPathComponent)") }
         self.handle = handle
         name = url.lastPathComponent
+        self.limit = limit
         inflater = gzip ? try GzipInflater() : nil
     }
 
     deinit { try? handle.close() }
 
     /// The next non-empty chunk; nil at the end.
+    /// - Throws: `PipelineError` past the limit, or for gzip data that is corrupt or cut short.
     func next() throws -> Data? {
         while true {
-            let raw = try handle.read(upToCount: 1 << 20) ?? Data()
-            if raw.isEmpty {
-                if let inflater, !inflater.finished { throw PipelineError("the gzip data in \(name) ends early; the file is truncated") }
-                return nil
+            let chunk: Data
+            if let inflater {
+                if inflater.needsInput {
+                    let raw = try handle.read(upToCount: 1 << 20) ?? Data()
+                    if raw.isEmpty {
+                        if !inflater.finished { throw PipelineError("the gzip data in \(name) ends early; the file is truncated") }
+                        return nil
+                    }
+                    inflater.push(raw)
+                }
+                chunk = try inflater.pull(max: 4 << 20)
+            } else {
+                chunk = try handle.read(upToCount: 1 << 20) ?? Data()
+                if chunk.isEmpty { return nil }
             }
-            let chunk = try inflater?.inflate(raw) ?? raw
+            delivered += Int64(chunk.count)
+            if delivered > limit {
+                throw PipelineError("\(name) holds more than \(limit) bytes\(inflater == nil ? "" : " once decompressed"); "
+                                        + "the dataset's max_file_bytes bounds what one ingest reads")
+            }
             if !chunk.isEmpty { return chunk }
         }
     }

@@ -16,6 +16,8 @@ import Logging
 public struct NotifyFunction: FunctionHandler {
     /// The retry event's type.
     public static let retryType = "almanac.webhook.retry"
+    /// The most of a receiver's answer that is read (the start of it is kept as the error); the rest is cut.
+    public static let maxResponseBytes = 64 * 1024
     let client = HTTPClient()
     /// The retry schedule.
     public var schedule: RetrySchedule
@@ -66,9 +68,9 @@ public struct NotifyFunction: FunctionHandler {
                 ("Content-Type", "application/json"), ("User-Agent", "almanac-webhooks/1"),
                 ("webhook-id", webhookID), ("webhook-timestamp", String(timestamp)),
                 ("webhook-signature", Webhooks.signature(secret: secret, id: webhookID, timestamp: timestamp, body: body)),
-            ], body: body, timeout: 15, connectTimeout: 5, resolve: pins))
+            ], body: body, timeout: 15, connectTimeout: 5, maxBodyBytes: Self.maxResponseBytes, truncateBody: true, resolve: pins))
             status = response.status
-            retryAfter = response.header("retry-after").flatMap(Double.init)
+            retryAfter = response.header("retry-after").flatMap { RetrySchedule.retryAfterSeconds($0) }
             if !(200..<300).contains(response.status) {
                 failure = "HTTP \(response.status): " + String(decoding: response.body.prefix(200), as: UTF8.self)
             }
@@ -91,7 +93,7 @@ public struct NotifyFunction: FunctionHandler {
             try await db.execute("UPDATE webhook_deliveries SET attempts = $2, last_status = $3, last_error = $4, next_attempt_at = $5 WHERE id = $1",
                                  [id, attempt, status, failure, next])
             context.emit(type: Self.retryType, subject: nil, json: ["delivery_id": .number(Double(id)), "attempt": .number(Double(attempt + 1))], at: next)
-            context.logger.warning("webhook attempt failed; will retry", metadata: meta.merging(["error": "\(failure ?? "")", "retry_in_s": "\(Int(delay))"]) { a, _ in a })
+            context.logger.warning("webhook attempt failed; will retry", metadata: meta.merging(["error": "\(failure ?? "")", "retry_in_s": "\(delay.rounded())"]) { a, _ in a })
         } else {
             try await db.execute("UPDATE webhook_deliveries SET state = 'failed', attempts = $2, last_status = $3, last_error = $4 WHERE id = $1",
                                  [id, attempt, status == 0 ? nil : status, failure])

@@ -144,9 +144,9 @@ public struct Predictor: Sendable {
 }
 
 /// CSV quoting for COPY … (FORMAT csv).
-enum CSVField {
-    /// The field quoted when it holds a comma, quote or line break.
-    static func quote(_ s: String) -> String {
+public enum CSVField {
+    /// The field quoted when it holds a comma, quote or line break (RFC 4180), its quotes doubled.
+    public static func quote(_ s: String) -> String {
         guard s.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return s }
         return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }

@@ -150,11 +150,35 @@ public struct RetrySchedule: Sendable {
     public init(scale: Double = 1) { self.scale = scale }
 
     /// The delay after `attempt` (from 1), or nil when the attempts are spent; `retryAfter`
-    /// (seconds, from a 429 or 503) is honoured when longer.
+    /// (seconds, from a 429 or 503) is honoured when longer, up to the whole schedule's span.
     public func delay(after attempt: Int, retryAfter: Double? = nil) -> Double? {
         guard attempt >= 1, attempt <= delays.count else { return nil }
         let jittered = delays[attempt - 1] * scale * Double.random(in: 0.8...1.2)
-        return max(jittered, retryAfter ?? 0)
+        let asked = retryAfter.map { $0.isFinite ? min(max($0, 0), horizon) : 0 } ?? 0
+        return max(jittered, asked)
+    }
+
+    /// The longest a receiver may push a retry back: the schedule's whole span (about 28 hours).
+    public var horizon: Double { delays.reduce(0, +) * scale }
+
+    /// Reads a `Retry-After` value (RFC 9110 §10.2.3): a whole number of seconds, or an
+    /// HTTP date (IMF-fixdate, or the obsolete RFC 850 and asctime forms), as seconds from
+    /// `now`. Anything else (negative, fractional, `1e19`, garbage) is nil; a date in the
+    /// past is 0. Callers clamp the result to the retry horizon.
+    public static func retryAfterSeconds(_ header: String, now: Date = Date()) -> Double? {
+        let text = header.trimmingCharacters(in: .whitespaces)
+        guard !text.isEmpty, text.utf8.count <= 64 else { return nil }
+        if text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) {
+            return text.utf8.count > 12 ? Double(999_999_999_999) : Double(text)
+        }
+        for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
+            let f = DateFormatter()
+            f.locale = Locale(identifier: "en_US_POSIX")
+            f.timeZone = TimeZone(identifier: "GMT")
+            f.dateFormat = format
+            if let date = f.date(from: text) { return max(0, date.timeIntervalSince(now)) }
+        }
+        return nil
     }
 
     /// Whether a response or failure is worth retrying: 5xx, 408, 429, timeouts, connection errors.

@@ -73,9 +73,11 @@ extension Bool: PostgresEncodable, PostgresDecodable {
 }
 
 extension Date: PostgresEncodable, PostgresDecodable {
-    /// ISO 8601 in UTC with microseconds.
+    /// ISO 8601 in UTC with microseconds; a date outside the years 0001–9999 (or not
+    /// finite) is written as the nearest end of that range, so no date can trap here.
     public var postgresText: String {
-        let seconds = timeIntervalSince1970
+        let raw = timeIntervalSince1970
+        let seconds = raw.isNaN ? 0 : min(max(raw, -62_135_596_800), 253_402_300_799)
         var whole = time_t(seconds.rounded(.down))
         var micros = Int(((seconds - seconds.rounded(.down)) * 1_000_000).rounded())
         if micros >= 1_000_000 { micros -= 1_000_000; whole += 1 }

@@ -84,6 +84,16 @@ struct Status: AsyncParsableCommand {
         }
         print("FUNCTIONS")
         print(table(["name", "instances", "lag", "gpu", "succeeded", "failed", "dead", "last invocation"], rows))
+        let crashes = try await db.query("""
+            SELECT function, consecutive, last_status, to_char(held_until, 'YYYY-MM-DD HH24:MI:SS') AS held FROM function_crashes
+            WHERE consecutive >= $1 ORDER BY function
+            """, [CrashLoop.loopingAfter])
+        if !crashes.isEmpty {
+            print("\nCRASH-LOOPING")
+            print(table(["function", "exits in a row", "last exit", "next start after"], crashes.map {
+                [$0.text("function") ?? "", $0.text("consecutive") ?? "", $0.text("last_status") ?? "", $0.text("held") ?? ""]
+            }))
+        }
         print("\nINSTANCES")
         if instances.isEmpty { print("none running (scaled to zero)") } else {
             print(table(["instance", "function", "pid", "gpu", "started"], instances.map {
@@ -205,6 +215,8 @@ struct Replay: AsyncParsableCommand {
             """)
     @OptionGroup var client: ClientOptions
     @Option(help: "From this time (RFC 3339).") var since: String?
+    @Option(help: "Which time --since and --until select on: archived (when the router archived it) or event-time (its time attribute).")
+    var by: String = "archived"
     @Option(help: "Until this time (RFC 3339).") var until: String?
     @Option(help: "Only this event type.") var type: String?
     @Option(help: "Only this subject.") var subject: String?
@@ -221,23 +233,33 @@ struct Replay: AsyncParsableCommand {
             guard let d = RFC3339.parse(s) else { throw ValidationError("--until must be RFC 3339") }
             return d
         }
-        let db = try await client.database()
-        let rows = try await EventArchive.select(in: db, since: from, until: to, type: type, subject: subject, causation: causation)
-        if rows.isEmpty { print("no archived events match"); return }
-        let producer = dryRun ? nil : try KafkaProducer(configuration: try client.kafka())
-        for var e in rows {
-            if newIDs {
-                let original = e.id
-                e.id = UUID().uuidString.lowercased()
-                e.causationID = original
-            }
-            if let producer {
-                let r = e.kafkaBinary()
-                try await producer.send(topic: Outbox.busTopic, key: r.key, value: r.value, headers: r.headers)
-            }
-            print("\(dryRun ? "would replay" : "replayed") \(e.id) \(e.type) \(e.subject ?? "-")")
+        guard let clock = EventArchive.Clock(rawValue: by) else {
+            throw ValidationError("--by must be archived or event-time, got \(by)")
         }
-        print("\(rows.count) event\(rows.count == 1 ? "" : "s")")
+        let db = try await client.database()
+        let filter = EventArchive.Filter(since: from, until: to, clock: clock, type: type, subject: subject, causation: causation)
+        let producer = dryRun ? nil : try KafkaProducer(configuration: try client.kafka())
+        var count = 0
+        var cursor: EventArchive.Cursor?
+        repeat {
+            // Page by page, so any number of events streams through in archive order.
+            let (events, next) = try await EventArchive.page(in: db, filter, after: cursor)
+            for var e in events {
+                if newIDs {
+                    let original = e.id
+                    e.id = UUID().uuidString.lowercased()
+                    e.causationID = original
+                }
+                if let producer {
+                    let r = e.kafkaBinary()
+                    try await producer.send(topic: Outbox.busTopic, key: r.key, value: r.value, headers: r.headers)
+                }
+                print("\(dryRun ? "would replay" : "replayed") \(e.id) \(e.type) \(e.subject ?? "-")")
+            }
+            count += events.count
+            cursor = next
+        } while cursor != nil
+        print(count == 0 ? "no archived events match" : "\(count) event\(count == 1 ? "" : "s")")
     }
 }
 

@@ -20,6 +20,8 @@ struct Datasets: AsyncParsableCommand {
         @Option(help: "Retrain when the live forecast's WAPE exceeds this.") var retrainWape: Double?
         @Option(help: "Retrain when the live WAPE exceeds this × the predictor's backtest WAPE.") var retrainFactor: Double = 1.5
         @Option(help: "Reject a file whose share of bad rows exceeds this.") var maxErrorRate: Double = 0.1
+        @Option(help: "Refuse a file that decompresses to more bytes than this.") var maxFileBytes: Int64 = Dataset.defaultMaxFileBytes
+        @Option(help: "A line longer than this many bytes is a bad row.") var maxLineBytes: Int = Dataset.defaultMaxLineBytes
         @Option(help: "statistical (AutoML), deep (the deep global model) or champion (both; the better by holdout backtest, or their mean).")
         var models: String = "statistical"
         @Option(help: "The tenant.") var tenant: String = "default"
@@ -43,7 +45,8 @@ struct Datasets: AsyncParsableCommand {
             let db = try await client.database()
             do {
                 try await DatasetStore.create(Dataset(tenant: tenant, name: name, horizon: horizon, frequency: frequency, quantiles: levels,
-                                                      retrainWAPE: retrainWape, retrainFactor: retrainFactor, maxErrorRate: maxErrorRate, models: models), in: db)
+                                                      retrainWAPE: retrainWape, retrainFactor: retrainFactor, maxErrorRate: maxErrorRate, models: models,
+                                                      maxFileBytes: maxFileBytes, maxLineBytes: maxLineBytes), in: db)
                 await db.close()
             } catch let e as PipelineError {
                 await db.close()

@@ -128,7 +128,7 @@ struct Query: AsyncParsableCommand {
         print("item_id,date," + levels.map(ForecastEngine.columnName(for:)).joined(separator: ","))
         for r in rows {
             let ts: Date = try r.decode("ts")
-            print("\(r.text("item_id") ?? ""),\(RFC3339.format(ts)),\(r.text("q") ?? "")")
+            print("\(CSVField.quote(r.text("item_id") ?? "")),\(RFC3339.format(ts)),\(r.text("q") ?? "")")
         }
     }
 }

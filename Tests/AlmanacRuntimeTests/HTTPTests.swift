@@ -114,7 +114,7 @@ func withHTTPServer(_ configure: (Router<BasicRequestContext>) -> Void, _ body: 
 
         // 202 means Kafka has them: they are routed and handled, stamped with the token's tenant.
         #expect(try await d.waitForCount("SELECT count(*) AS n FROM test_effects", atLeast: 4) == 4)
-        #expect(try await d.count("SELECT count(*) AS n FROM event_archive WHERE tenant = 'acme'") == 4)
+        #expect(try await d.waitForCount("SELECT count(*) AS n FROM event_archive WHERE tenant = 'acme'", atLeast: 4) == 4)
 
         let noToken = try await client.send(HTTPClientRequest(method: "POST", url: "\(base)/events", headers: [("Content-Type", cloudEventsJSONType)],
                                                         body: structured.structuredJSON().serializedData()))

@@ -77,7 +77,7 @@ import Testing
         // Each accepted file emitted almanac.dataset.imported with the counts, in order (the
         // router archives them after the function's commit: wait for it).
         try await d.waitForCount("SELECT count(*) AS n FROM event_archive WHERE type = 'almanac.dataset.imported'", atLeast: 3)
-        let imported = try await EventArchive.select(in: d.db, since: nil, until: nil, type: "almanac.dataset.imported", subject: "sales", causation: nil)
+        let imported = try await EventArchive.select(in: d.db, .init(type: "almanac.dataset.imported", subject: "sales"))
         #expect(imported.map { $0.jsonData?["version"]?.intValue } == [1, 1, 2])
         await d.shutdown()
     }
@@ -164,7 +164,7 @@ import Testing
         #expect(try await d.count("SELECT count(*) AS n FROM pg_tables WHERE tablename LIKE 'ingest_staging_%'") == 0, "scratch tables left behind")
         // Every rejection was announced.
         try await d.waitForCount("SELECT count(*) AS n FROM event_archive WHERE type = 'almanac.dataset.rejected'", atLeast: cases.count + 1)
-        let rejected = try await EventArchive.select(in: d.db, since: nil, until: nil, type: "almanac.dataset.rejected", subject: nil, causation: nil)
+        let rejected = try await EventArchive.select(in: d.db, .init(type: "almanac.dataset.rejected"))
         #expect(rejected.count == cases.count + 1)
         await d.shutdown()
     }

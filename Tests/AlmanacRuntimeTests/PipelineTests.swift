@@ -29,7 +29,7 @@ import Testing
         }
         // Lineage: every test.end event traces back to its start through causation and correlation.
         let first = starts[0]
-        let chain = try await EventArchive.select(in: d.db, since: nil, until: nil, type: nil, subject: nil, causation: first.id)
+        let chain = try await EventArchive.select(in: d.db, .init(causation: first.id))
         #expect(chain.map(\.type) == ["test.start", "test.middle", "test.end"])
         #expect(chain.dropFirst().allSatisfy { $0.correlationID == first.id && $0.traceparent == first.traceparent })
         // Each handled attempt has an invocation record.

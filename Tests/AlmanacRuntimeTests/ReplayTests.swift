@@ -27,7 +27,8 @@ import Testing
         try await router.archive(events)
         try await router.archive(events)  // archiving twice keeps one copy
         func ids(_ since: Date? = nil, _ until: Date? = nil, type: String? = nil, subject: String? = nil, causation: String? = nil) async throws -> [String] {
-            try await EventArchive.select(in: d.db, since: since, until: until, type: type, subject: subject, causation: causation).map(\.id)
+            try await EventArchive.select(in: d.db, .init(since: since, until: until, clock: .eventTime, type: type, subject: subject,
+                                                          causation: causation)).map(\.id)
         }
         #expect(try await ids() == ["a", "b", "c", "d", "e"])
         #expect(try await ids(type: "x.start") == ["a", "d"])
@@ -36,6 +37,23 @@ import Testing
         #expect(try await ids(causation: "a") == ["a", "b", "c"])
         #expect(try await ids(causation: "b") == ["b", "c"])
         #expect(try await ids(type: "x.middle", subject: "sales") == ["b"])
+        // By archive time: every event was archived just now, whatever its own time says.
+        let archived = try await EventArchive.select(in: d.db, .init(since: Date().addingTimeInterval(-600), clock: .archived)).map(\.id)
+        #expect(archived.sorted() == ["a", "b", "c", "d", "e"])
+        #expect(try await EventArchive.select(in: d.db, .init(until: Date().addingTimeInterval(-600), clock: .archived)).isEmpty)
+        // Pages of two walk all five events once each, in archive order, and then stop.
+        var paged: [String] = []
+        var cursor: EventArchive.Cursor?
+        var pages = 0
+        repeat {
+            let (events, next) = try await EventArchive.page(in: d.db, .init(), after: cursor, limit: 2)
+            paged += events.map(\.id)
+            cursor = next
+            pages += 1
+        } while cursor != nil && pages < 10
+        #expect(paged.sorted() == ["a", "b", "c", "d", "e"])
+        #expect(Set(paged).count == 5)
+        #expect(pages == 3)
         await d.shutdown()
     }
 }

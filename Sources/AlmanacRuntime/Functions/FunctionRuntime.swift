@@ -33,7 +33,8 @@ extension KafkaConsumer: EventSource {
 ///
 /// For each record: decode the CloudEvent (dead-letter it when it is not one) → validate its
 /// data against its schema (dead-letter on failure) → skip it when its id is already
-/// processed → run the handler under the manifest's deadline → in one transaction, mark the
+/// processed → count the attempt in Postgres (`AttemptLedger`: an event whose earlier
+/// attempts died with their processes is dead-lettered `crashed` once they are spent) → run the handler under the manifest's deadline → in one transaction, mark the
 /// id processed, apply the staged writes, put the emitted events in the outbox and record
 /// the invocation → relay the outbox to the bus → commit the Kafka offset. A failing
 /// attempt is recorded and retried with exponential backoff and jitter; after the last
@@ -168,18 +169,30 @@ public final class FunctionRuntime: Sendable {
         log[metadataKey: "tenant"] = "\(event.tenant)"
         if let trace = event.traceID { log[metadataKey: "trace_id"] = "\(trace)" }
 
-        let seen = try await database.query("SELECT outcome FROM processed_events WHERE function = $1 AND event_id = $2",
-                                            [manifest.name, event.id])
-        if let prior = seen.first {
-            log.info("event already processed, skipping", metadata: ["outcome": "\(prior.text("outcome") ?? "")"])
+        let opening = try await AttemptLedger.open(function: manifest.name, event: event, instance: instanceID, in: database)
+        if let prior = opening.processed {
+            log.info("event already processed, skipping", metadata: ["outcome": "\(prior)"])
             try await InvocationLog.record(function: manifest.name, event: event, instance: instanceID, attempt: 0,
                                            outcome: .duplicate, error: nil, startedAt: Date(), duration: 0, in: database)
             try await ConsumerPositions.advance(function: manifest.name, cluster: clusterID, past: record, in: database)
             try await Outbox.relay(function: manifest.name, db: database, producer: producer, logger: log)
             return
         }
-
-        var attempt = 1
+        var attempt = opening.attempt
+        var lastFailure = "an earlier process gave up before dead-lettering it"
+        if opening.previousDied {
+            // The process that ran the attempt before this one died during it: count it as failed.
+            lastFailure = "the instance running attempt \(attempt - 1) died before it finished (a crash, out of memory, or a kill)"
+            log.warning("an earlier attempt died with its process", metadata: ["attempt": "\(attempt - 1)"])
+            try await InvocationLog.record(function: manifest.name, event: event, instance: instanceID, attempt: attempt - 1,
+                                           outcome: .failed, error: lastFailure, startedAt: Date(), duration: 0, in: database)
+        }
+        if attempt > manifest.retries.maxAttempts {
+            let why = "\(manifest.name) gave up after \(attempt - 1) attempt\(attempt == 2 ? "" : "s"): \(lastFailure)"
+            try await deadLetter(record: record, event: event, code: opening.previousDied ? "crashed" : "handler_failed", error: why,
+                                 attempts: attempt - 1, log: log)
+            return
+        }
         while true {
             let started = Date()
             let clockStart = ContinuousClock.now
@@ -218,6 +231,7 @@ public final class FunctionRuntime: Sendable {
             log.warning("handler attempt failed", metadata: ["attempt": "\(attempt)", "error": "\(message)", "outcome": "\(kind.rawValue)"])
             try await InvocationLog.record(function: manifest.name, event: event, instance: instanceID, attempt: attempt,
                                            outcome: kind, error: message, startedAt: started, duration: seconds, in: database)
+            try await AttemptLedger.ended(function: manifest.name, event: event, in: database)
             if !retriable || attempt >= manifest.retries.maxAttempts {
                 let code = kind == .timedOut ? "deadline_exceeded" : "handler_failed"
                 let why = "\(manifest.name) gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(message)"
@@ -227,6 +241,7 @@ public final class FunctionRuntime: Sendable {
             let delay = manifest.retries.backoff(afterAttempt: attempt)
             try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
             attempt += 1
+            try await AttemptLedger.begin(function: manifest.name, event: event, instance: instanceID, in: database)
         }
     }
 
@@ -274,6 +289,7 @@ public final class FunctionRuntime: Sendable {
                 ON CONFLICT DO NOTHING
                 """, [name, event.id, event.tenant])
             if marked == 0 { return false }
+            try await AttemptLedger.close(function: name, event: event, in: tx)
             for effect in effects { try await effect(tx) }
             try await Outbox.enqueue(events, function: name, in: tx)
             try await ConsumerPositions.advance(function: name, cluster: cluster, past: record, in: tx)
@@ -282,6 +298,7 @@ public final class FunctionRuntime: Sendable {
             return true
         }
         if !applied {
+            try await AttemptLedger.close(function: name, event: event, in: database)
             try await InvocationLog.record(function: name, event: event, instance: instance, attempt: attempt, outcome: .duplicate,
                                            error: "another instance processed it first", startedAt: started, duration: seconds, in: database)
         }
@@ -301,6 +318,7 @@ public final class FunctionRuntime: Sendable {
                     INSERT INTO processed_events (function, event_id, tenant, outcome) VALUES ($1, $2, $3, 'dead_lettered')
                     ON CONFLICT DO NOTHING
                     """, [name, event.id, event.tenant])
+                try await AttemptLedger.close(function: name, event: event, in: tx)
                 try await InvocationLog.record(function: name, event: event, instance: instance, attempt: attempts, outcome: .deadLettered,
                                                error: error, startedAt: Date(), duration: 0, in: tx)
             }

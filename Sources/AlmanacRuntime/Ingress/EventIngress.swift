@@ -76,13 +76,21 @@ public struct EventIngress: Sendable {
             return Self.problem(.contentTooLarge, "request body over \(Self.maxBody) bytes")
         }
         var events: [CloudEvent]
-        do { events = try CloudEvent.fromHTTP(headers: headers, body: body) } catch {
-            metrics.increment("almanac_ingress_rejected_total", labels: ["reason": "invalid"], help: "Requests refused by the ingress")
+        do {
+            events = try CloudEvent.fromHTTP(headers: headers, body: body)
+            for (i, e) in events.enumerated() { try Self.admit(e, index: events.count > 1 ? i : nil) }
+        } catch let error as EventError {
+            metrics.increment("almanac_ingress_rejected_total", labels: ["reason": error.code.description], help: "Requests refused by the ingress")
+            return Self.problem(error.code == .forbiddenType ? .forbidden : .badRequest, error.message,
+                                extra: ["code": .string(error.code.description), "attribute": error.attribute.map(JSONValue.string) ?? .null,
+                                        "event_index": error.index.map { .number(Double($0)) } ?? .null])
+        } catch {
             return Self.problem(.badRequest, "\(error)")
         }
         for i in events.indices {
             if let claimed = events[i].extensions["tenant"], claimed != tenant {
-                return Self.problem(.forbidden, "event \(events[i].id) claims tenant '\(claimed)' but the token belongs to '\(tenant)'")
+                return Self.problem(.forbidden, "event \(EventLimits.quoted(events[i].id)) claims tenant \(EventLimits.quoted(claimed)) but the token belongs to '\(tenant)'",
+                                    extra: ["attribute": "tenant", "event_index": events.count > 1 ? .number(Double(i)) : .null])
             }
             events[i].tenant = tenant
             if events[i].traceparent == nil, let tp = headers.first(where: { $0.0 == "traceparent" })?.1 { events[i].traceparent = tp }
@@ -112,9 +120,34 @@ public struct EventIngress: Sendable {
         Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    static func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        text(status, JSONValue.object(["error": .string(message), "status": .number(Double(status.code))]).serialized() + "\n",
-             contentType: "application/json")
+    /// An RFC 9457 problem document: `title` (the status's reason), `status`, `detail` (what
+    /// was wrong and where), the same text as `error`, and members such as `attribute` and
+    /// `event_index` (the event's place in a batch) when they are known.
+    static func problem(_ status: HTTPResponse.Status, _ message: String, extra: [String: JSONValue] = [:]) -> Response {
+        var body: [String: JSONValue] = ["type": "about:blank", "title": .string(status.reasonPhrase), "status": .number(Double(status.code)),
+                                         "detail": .string(message), "error": .string(message)]
+        for (k, v) in extra where v != .null { body[k] = v }
+        return text(status, JSONValue.object(body).serialized() + "\n", contentType: "application/problem+json")
+    }
+
+    /// Event types a tenant may publish in the `almanac.` namespace; every other `almanac.*`
+    /// type is the runtime's own and comes only from its functions, over the outbox.
+    public static let publicInternalTypes: Set<String> = ["almanac.data.arrived"]
+
+    /// What the door adds to the CloudEvents checks: data declared JSON must be JSON, and
+    /// internal `almanac.*` types are not for tenants.
+    static func admit(_ event: CloudEvent, index: Int?) throws {
+        let prefix = index.map { "batch event [\($0)]: " } ?? ""
+        if event.type.hasPrefix("almanac."), !publicInternalTypes.contains(event.type) {
+            throw EventError(.forbiddenType, prefix + "type \(EventLimits.quoted(event.type)) is reserved for Almanac's own functions; "
+                                 + "tenants may publish almanac.data.arrived and types outside the almanac. namespace", attribute: "type", index: index)
+        }
+        if let data = event.data, !data.isEmpty, event.hasJSONData {
+            do { _ = try JSONValue(parsing: data) } catch {
+                throw EventError(.invalidEvent, prefix + "data is declared JSON (datacontenttype \(EventLimits.quoted(event.datacontenttype ?? "application/json"))) but is not: \(error)",
+                                 attribute: "data", index: index)
+            }
+        }
     }
 }
 

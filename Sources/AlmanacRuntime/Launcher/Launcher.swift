@@ -55,6 +55,10 @@ public actor Launcher {
     var lag: [String: Int64] = [:]
     var counter = 0
     var published = ""
+    /// Functions whose instances keep dying: how many times in a row, and when the next may start.
+    var crashes: [String: CrashLoop] = [:]
+    /// Set by `stopAll`: instances ending now were told to.
+    var stopping = false
     private let wake: AsyncStream<Set<String>>.Continuation
     private let wakes: AsyncStream<Set<String>>
 
@@ -90,7 +94,7 @@ public actor Launcher {
 
     /// Starts an instance of each hinted function that has none (the router just gave it events).
     func startHinted(_ names: Set<String>) {
-        let observations = manifests.filter { names.contains($0.name) }.map { m in
+        let observations = manifests.filter { names.contains($0.name) && !isHeld($0.name) }.map { m in
             LaunchPlanner.Observation(name: m.name, lag: 1, running: running(m.name), concurrency: m.concurrency, gpu: m.gpu)
         }.filter { $0.running == 0 }
         apply(LaunchPlanner.plan(observations, freeGPUs: freeGPUs, queueOrder: gpuQueue), observed: Set(observations.map(\.name)))
@@ -131,7 +135,7 @@ public actor Launcher {
             }
         }
         var observations: [LaunchPlanner.Observation] = []
-        for m in manifests {
+        for m in manifests where !isHeld(m.name) {
             let pending = pendings[m.name] ?? 0
             lag[m.name] = pending
             metrics.set("almanac_function_lag", Double(pending), labels: ["function": m.name], help: "Uncommitted records in the function's input topic")
@@ -211,12 +215,44 @@ public actor Launcher {
         processes[id] = nil
         if let gpu = instance.gpu { freeGPUs.append(gpu) }
         let how = signalled ? "killed by signal \(status)" : "exit \(status)"
-        if signalled || status != 0 {
-            logger.warning("instance ended abnormally", metadata: ["instance": "\(id)", "function": "\(instance.function)", "status": "\(how)"])
+        if (signalled || status != 0) && !stopping {
+            var loop = crashes[instance.function] ?? CrashLoop()
+            loop.record(how)
+            crashes[instance.function] = loop
+            logger.warning(loop.isLooping ? "function is crash-looping; backing off" : "instance ended abnormally", metadata: [
+                "instance": "\(id)", "function": "\(instance.function)", "status": "\(how)",
+                "consecutive": "\(loop.consecutive)", "next_start_in_s": "\(loop.delay)"])
+            await publishCrash(instance.function, loop)
         } else {
             logger.info("instance exited", metadata: ["instance": "\(id)", "function": "\(instance.function)"])
+            if crashes.removeValue(forKey: instance.function) != nil { await publishCrash(instance.function, nil) }
         }
         poke()
+    }
+
+    /// Whether a crash-looping function is waiting out its backoff.
+    func isHeld(_ name: String) -> Bool {
+        guard let loop = crashes[name] else { return false }
+        return ContinuousClock.now < loop.heldUntil
+    }
+
+    /// Writes (or clears) a function's crash loop in `function_crashes`, for `almanac status`.
+    func publishCrash(_ function: String, _ loop: CrashLoop?) async {
+        guard let database else { return }
+        do {
+            if let loop {
+                try await database.exec("""
+                    INSERT INTO function_crashes (function, consecutive, last_status, last_at, held_until)
+                    VALUES ($1, $2, $3, now(), now() + make_interval(secs => $4))
+                    ON CONFLICT (function) DO UPDATE SET consecutive = EXCLUDED.consecutive, last_status = EXCLUDED.last_status,
+                        last_at = EXCLUDED.last_at, held_until = EXCLUDED.held_until
+                    """, [function, loop.consecutive, loop.lastStatus, loop.delay])
+            } else {
+                try await database.exec("DELETE FROM function_crashes WHERE function = $1", [function])
+            }
+        } catch {
+            logger.warning("cannot publish a crash loop", metadata: ["function": "\(function)", "error": "\(error)"])
+        }
     }
 
     /// The current state.
@@ -226,6 +262,7 @@ public actor Launcher {
 
     /// Sends SIGTERM to every instance (each finishes its event in hand) and waits up to `grace` for them to exit.
     public func stopAll(grace: Duration = .seconds(30)) async {
+        stopping = true
         for p in processes.values where p.isRunning { p.terminate() }
         let deadline = ContinuousClock.now + grace
         while processes.values.contains(where: { $0.isRunning }) && ContinuousClock.now < deadline {
@@ -261,5 +298,34 @@ public actor Launcher {
         } catch {
             logger.warning("cannot publish launcher state", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// Consecutive abnormal exits of one function's instances, and the backoff they earn:
+/// 0.5 s after the first, doubling, at most 30 s. A clean exit ends the loop.
+public struct CrashLoop: Sendable {
+    /// Abnormal exits in a row.
+    var consecutive = 0
+    /// How the last one ended (`exit 1`, `killed by signal 6`).
+    var lastStatus = ""
+    /// Seconds to wait before the next start.
+    var delay = 0.0
+    /// When the next instance may start.
+    var heldUntil = ContinuousClock.now
+
+    /// From this many exits in a row the function is reported as crash-looping.
+    public static let loopingAfter = 3
+    /// The longest backoff, in seconds.
+    static let maxDelay = 30.0
+
+    /// Whether `almanac status` shows it as crash-looping.
+    var isLooping: Bool { consecutive >= CrashLoop.loopingAfter }
+
+    /// Counts one more abnormal exit.
+    mutating func record(_ status: String) {
+        consecutive += 1
+        lastStatus = status
+        delay = min(CrashLoop.maxDelay, 0.5 * pow(2, Double(min(consecutive - 1, 10))))
+        heldUntil = ContinuousClock.now + .milliseconds(Int(delay * 1000))
     }
 }

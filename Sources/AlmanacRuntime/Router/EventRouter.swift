@@ -68,6 +68,7 @@ public final class EventRouter: Sendable {
 
     /// One event's fate in a batch.
     struct Routed: Sendable {
+        var record: KafkaRecord
         var event: CloudEvent
         var targets: [String]
     }
@@ -96,7 +97,7 @@ public final class EventRouter: Sendable {
                     logger.info("no function subscribes to this event", metadata: [
                         "event_id": "\(event.id)", "event_type": "\(event.type)", "tenant": "\(event.tenant)"])
                 }
-                routed.append(Routed(event: event, targets: targets))
+                routed.append(Routed(record: record, event: event, targets: targets))
             } catch let error as EventError {
                 let decoded = try? CloudEvent(kafka: record.eventRecord)
                 letters.append(DeadLetter(stage: "router", record: record, event: decoded, errorCode: error.code.description,
@@ -110,8 +111,8 @@ public final class EventRouter: Sendable {
 
     /// Archives a delivered batch, stores its dead letters, and commits its offsets.
     func settle(_ batch: Batch) async throws {
-        let (records, routed, letters) = (batch.records, batch.routed, batch.letters)
-        try await archive(routed.map(\.event))
+        let (records, routed) = (batch.records, batch.routed)
+        let letters = batch.letters + (try await archiveEach(routed))
         for letter in letters {
             try await DeadLetterStore.insert(letter, into: database)
             metrics.increment("almanac_dead_letters_total", labels: ["stage": "router", "code": letter.errorCode], help: "Events dead-lettered")
@@ -165,6 +166,28 @@ public final class EventRouter: Sendable {
                 }
             }
         }
+    }
+
+    /// Archives a batch in one statement; when Postgres refuses it for what an event holds
+    /// (not for a lost connection), archives event by event and returns a dead letter
+    /// (code `unstorable`, with the database's error) for each one it refuses, so one event
+    /// fails only itself.
+    func archiveEach(_ routed: [Routed]) async throws -> [DeadLetter] {
+        do {
+            try await archive(routed.map(\.event))
+            return []
+        } catch let error as PostgresError where error.sqlState != nil {
+            logger.warning("archiving a batch failed; archiving event by event", metadata: ["error": "\(error.message)"])
+        }
+        var letters: [DeadLetter] = []
+        for r in routed {
+            do { try await archive([r.event]) } catch let error as PostgresError where error.sqlState != nil {
+                letters.append(DeadLetter(stage: "router", record: r.record, event: r.event, errorCode: "unstorable",
+                                          error: "the event archive refused this event (delivered to \(r.targets.count) function(s)): \(error.message)",
+                                          attempts: 1))
+            }
+        }
+        return letters
     }
 
     /// Archives events for replay; an event archived before (same source and id) is left as it was.

@@ -13,7 +13,7 @@ public struct DeadLetter: Sendable {
     public var eventType: String?
     /// The tenant, when known.
     public var tenant: String
-    /// A short machine-readable reason (`undecodable`, `invalid_event`, `schema_violation`, `handler_failed`, `deadline_exceeded`).
+    /// A short machine-readable reason (`undecodable`, `invalid_event`, `schema_violation`, `unstorable`, `handler_failed`, `deadline_exceeded`, `crashed`).
     public var errorCode: String
     /// The full explanation.
     public var error: String
@@ -78,10 +78,17 @@ public enum DeadLetterStore {
                                       source_partition, source_offset, record_key, record_value, record_headers)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)
             ON CONFLICT DO NOTHING RETURNING id
-            """, [letter.stage, letter.eventID, letter.eventType, letter.tenant, letter.errorCode, letter.error,
+            """, [storable(letter.stage), letter.eventID.map(storable), letter.eventType.map(storable), storable(letter.tenant),
+                  letter.errorCode, storable(letter.error),
                   letter.attempts, letter.sourceTopic, letter.sourcePartition, letter.sourceOffset, letter.key, letter.value,
                   DeadLetter.encodeHeaders(letter.headers).serialized()])
         return try rows.first?.decode("id", as: Int64.self)
+    }
+
+    /// Text Postgres can store: a NUL (which `text` cannot hold, and which would cut a
+    /// bound parameter short) written as `\u0000`. The original bytes stay in the record columns.
+    static func storable(_ text: String) -> String {
+        text.utf8.contains(0) ? text.replacingOccurrences(of: "\u{0}", with: "\\u0000") : text
     }
 
     /// Produces the original record to `almanac.deadletters`, with the reason in `almanac-dlq-*` headers.
@@ -115,14 +122,16 @@ extension DeadLetterStore {
             let stage = try r.decode("stage", as: String.self)
             let topic = stage == "router" ? Outbox.busTopic : FunctionManifest.inputTopic(for: stage)
             let headers = DeadLetter.decodeHeaders(try? JSONValue(parsing: r.text("headers") ?? "[]"))
-            try await db.transaction { tx in
-                if let eventID = r.text("event_id") {
-                    try await tx.exec("DELETE FROM processed_events WHERE function = $1 AND event_id = $2", [stage, eventID])
-                }
-                try await tx.exec("UPDATE dead_letters SET status = 'redriven', redriven_at = now() WHERE id = $1", [id])
+            // The processed mark goes first (the function must not skip the event when it comes
+            // back); the letter is marked redriven only once Kafka acknowledged the record, so a
+            // failed produce leaves it open to redrive again.
+            if let eventID = r.text("event_id") {
+                try await db.exec("DELETE FROM processed_events WHERE function = $1 AND event_id = $2 AND outcome = 'dead_lettered'",
+                                  [stage, eventID])
             }
             try await producer.send(topic: topic, key: try r.decodeIfPresent("record_key", as: Data.self),
                                     value: try r.decodeIfPresent("record_value", as: Data.self), headers: headers)
+            try await db.exec("UPDATE dead_letters SET status = 'redriven', redriven_at = now() WHERE id = $1", [id])
             done.append((id, topic))
         }
         return done

@@ -4,25 +4,81 @@ import Foundation
 
 /// The archive of every event the router saw, for `almanac replay`.
 public enum EventArchive {
-    /// Archived events matching every given filter, oldest first.
-    /// - Parameter causation: an event id: that event and everything it caused, transitively.
-    public static func select(in db: PostgresConnection, since: Date?, until: Date?, type: String?, subject: String?,
-                              causation: String?, limit: Int = 100_000) async throws -> [CloudEvent] {
+    /// Which time a range selects on.
+    public enum Clock: String, Sendable, CaseIterable {
+        /// When the router archived the event (the runtime's own clock).
+        case archived
+        /// The event's `time` attribute, as its producer set it (the archive time when it has none).
+        case eventTime = "event-time"
+    }
+
+    /// What to select: every filter given must hold.
+    public struct Filter: Sendable {
+        /// From this time (inclusive).
+        public var since: Date?
+        /// Until this time (exclusive).
+        public var until: Date?
+        /// Which time `since` and `until` refer to.
+        public var clock: Clock
+        /// Only this type.
+        public var type: String?
+        /// Only this subject.
+        public var subject: String?
+        /// An event id: that event and everything it caused, transitively.
+        public var causation: String?
+
+        /// Makes a filter.
+        public init(since: Date? = nil, until: Date? = nil, clock: Clock = .archived, type: String? = nil, subject: String? = nil,
+                    causation: String? = nil) {
+            (self.since, self.until, self.clock, self.type, self.subject, self.causation) = (since, until, clock, type, subject, causation)
+        }
+    }
+
+    /// Where a page ended: the last event's archive time (as Postgres wrote it), id and source.
+    public struct Cursor: Sendable, Equatable {
+        var archivedAt: String
+        var id: String
+        var source: String
+    }
+
+    /// One page of matching events in archive order (archive time, then id and source), and
+    /// the cursor to pass for the next page (nil after the last).
+    public static func page(in db: PostgresConnection, _ filter: Filter, after: Cursor? = nil,
+                            limit: Int = 1000) async throws -> (events: [CloudEvent], next: Cursor?) {
+        let column = filter.clock == .archived ? "archived_at" : "coalesce(time, archived_at)"  // one of two fixed expressions
         let rows = try await db.query("""
             WITH RECURSIVE chain(id) AS (
                 SELECT id FROM event_archive WHERE $5::text IS NOT NULL AND id = $5
                 UNION
                 SELECT a.id FROM event_archive a JOIN chain c ON a.causation_id = c.id
             )
-            SELECT event::text AS event FROM event_archive
-            WHERE ($1::timestamptz IS NULL OR coalesce(time, archived_at) >= $1)
-              AND ($2::timestamptz IS NULL OR coalesce(time, archived_at) < $2)
+            SELECT event::text AS event, archived_at::text AS at, id, source FROM event_archive
+            WHERE ($1::timestamptz IS NULL OR \(column) >= $1)
+              AND ($2::timestamptz IS NULL OR \(column) < $2)
               AND ($3::text IS NULL OR type = $3)
               AND ($4::text IS NULL OR subject = $4)
               AND ($5::text IS NULL OR id IN (SELECT id FROM chain))
-            ORDER BY archived_at, coalesce(time, archived_at)
+              AND ($7::timestamptz IS NULL OR (archived_at, id, source) > ($7, $8, $9))
+            ORDER BY archived_at, id, source
             LIMIT $6
-            """, [since, until, type, subject, causation, limit])
-        return try rows.map { try CloudEvent(structured: Data(try $0.decode("event", as: String.self).utf8)) }
+            """, [filter.since, filter.until, filter.type, filter.subject, filter.causation, max(1, limit),
+                  after?.archivedAt, after?.id, after?.source])
+        let events = try rows.map { try CloudEvent(structured: Data(try $0.decode("event", as: String.self).utf8)) }
+        guard rows.count == max(1, limit) else { return (events, nil) }
+        let last = rows[rows.count - 1]
+        return (events, Cursor(archivedAt: try last.decode("at"), id: try last.decode("id"), source: try last.decode("source")))
+    }
+
+    /// Every matching event in archive order, page by page (for tests and small archives;
+    /// `replay` pages itself so that any number of events streams through).
+    public static func select(in db: PostgresConnection, _ filter: Filter) async throws -> [CloudEvent] {
+        var all: [CloudEvent] = []
+        var cursor: Cursor?
+        repeat {
+            let (events, next) = try await page(in: db, filter, after: cursor)
+            all += events
+            cursor = next
+        } while cursor != nil
+        return all
     }
 }
