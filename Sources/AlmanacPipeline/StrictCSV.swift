@@ -69,8 +69,9 @@ struct StrictCSV {
         if !partial.isEmpty || skipping { take(UnsafeRawBufferPointer(start: nil, count: 0), lineEnds: true, into: &out) }
         if record.inQuotes {
             let name = columns[min(record.fields.count, columns.count - 1)]
-            record.flaw = record.flaw ?? "the quoted \(name) opened on line \(record.firstLine) is never closed"
+            record.flaw = record.flaw ?? "the quoted \(name) that starts on this line is never closed"
             record.inQuotes = false
+            if record.current.last == 0x0a { record.current.removeLast() }  // the break the open quote carried on
             endField()
             emit(into: &out)
         }
@@ -89,7 +90,7 @@ struct StrictCSV {
             let first = record.isEmpty ? line : record.firstLine
             record = Record()
             record.firstLine = first
-            record.flaw = "line \(first) is longer than \(maxLineBytes) bytes (the dataset's max_line_bytes)"
+            record.flaw = "the line is longer than \(maxLineBytes) bytes (the dataset's max_line_bytes)"
             emit(into: &out)
             partial.removeAll(keepingCapacity: true)
             skipping = !lineEnds
@@ -123,7 +124,7 @@ struct StrictCSV {
         while i < end {
             let b = raw[i]
             if b == 0 {
-                record.flaw = record.flaw ?? "line \(line) holds a NUL byte"
+                record.flaw = record.flaw ?? "the line holds a NUL byte"
                 i += 1
                 continue
             }
@@ -146,7 +147,7 @@ struct StrictCSV {
                 record.currentQuoted = true
             } else {
                 if record.afterQuote {
-                    record.flaw = record.flaw ?? "line \(line): text after the closing quote of \(name(record.fields.count))"
+                    record.flaw = record.flaw ?? "text follows the closing quote of \(name(record.fields.count))"
                 }
                 record.current.append(b)
             }
@@ -155,7 +156,7 @@ struct StrictCSV {
         if record.inQuotes {
             let field = record.fields.count
             if keys.contains(field) || field >= columns.count {
-                record.flaw = record.flaw ?? "line \(line): the quoted \(name(field)) runs past the end of the line (is a closing quote missing?)"
+                record.flaw = record.flaw ?? "the quoted \(name(field)) runs past the end of its line (is a closing quote missing?)"
                 record.inQuotes = false
             } else {
                 // A related column's quoted text may hold line breaks: the record goes on.
@@ -183,10 +184,10 @@ struct StrictCSV {
         record = Record()
         records += 1
         if r.flaw == nil && r.fields.count != columns.count && !r.fields.isEmpty {
-            r.flaw = "line \(r.firstLine) has \(r.fields.count) fields; the header has \(columns.count)"
+            r.flaw = "the row has \(r.fields.count) fields; the header has \(columns.count)"
         }
         for k in controlChecked where k < r.fields.count && r.flaw == nil && Self.hasControl(r.fields[k]) {
-            r.flaw = "line \(r.firstLine): \(columns[k]) holds a control character"
+            r.flaw = "\(columns[k]) holds a control character"
         }
         out.append(contentsOf: Array(String(r.firstLine).utf8))
         for k in 0..<columns.count {
@@ -196,7 +197,7 @@ struct StrictCSV {
             guard !field.isEmpty || wasQuoted else { continue }
             var text = String(validating: field, as: UTF8.self)
             if text == nil {
-                r.flaw = r.flaw ?? "line \(r.firstLine): \(name(k)) is not UTF-8 text"
+                r.flaw = r.flaw ?? "\(name(k)) is not UTF-8 text"
                 text = String(decoding: field, as: UTF8.self)
             }
             Self.appendQuoted(text!.utf8.filter { $0 != 0 }, to: &out)

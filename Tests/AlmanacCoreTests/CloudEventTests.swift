@@ -104,6 +104,48 @@ import Testing
         #expect(RFC3339.format(d) == "2026-11-23T10:00:00.125Z")
         #expect(RFC3339.parse(RFC3339.format(d)) == d)
     }
+
+    @Test func formattingAnyDateIsSafe() {
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 1e300)) == "9999-12-31T23:59:59.000Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: -1e300)) == "0001-01-01T00:00:00.000Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: .nan)) == "0001-01-01T00:00:00.000Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: .infinity)) == "9999-12-31T23:59:59.000Z")
+    }
+
+    @Test func limitsHoldEveryEventToWhatTheArchiveCanStore() throws {
+        func invalid(_ e: CloudEvent) -> EventError? {
+            do { try e.validate(); return nil } catch let error as EventError { return error } catch { return nil }
+        }
+        var e = CloudEvent(id: "x", source: "s", type: "t", json: ["a": "b"])
+        #expect(invalid(e) == nil)
+        e.subject = "a\u{0}b"
+        #expect(invalid(e)?.attribute == "subject")
+        #expect(invalid(e)?.message.contains("\\u0000") == true, "the NUL is shown escaped")
+        e.subject = String(repeating: "x", count: EventLimits.maxAttributeBytes + 1)
+        #expect(invalid(e)?.attribute == "subject")
+        e.subject = nil
+        e.time = Date(timeIntervalSince1970: -62_135_596_801)
+        #expect(invalid(e)?.attribute == "time")
+        e.time = EventLimits.earliestTime
+        #expect(invalid(e) == nil)
+        e.time = EventLimits.latestTime.addingTimeInterval(1)
+        #expect(invalid(e)?.attribute == "time")
+        e.time = nil
+        e.data = Data(#"{"a":"\u0000"}"#.utf8)
+        #expect(invalid(e)?.attribute == "data")
+        e.data = Data(#"{"a":"\\u0000"}"#.utf8)
+        #expect(invalid(e) == nil, "an escaped backslash before u0000 is text, not a NUL")
+        e.data = Data((String(repeating: "[", count: 65) + String(repeating: "]", count: 65)).utf8)
+        #expect(invalid(e)?.message.contains("deeper than 64") == true)
+        e.data = Data(#"{"s":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}"#.utf8)
+        #expect(invalid(e) == nil, "brackets inside strings are not nesting")
+        e.datacontenttype = "text/csv"
+        e.data = Data("a,\u{0}".utf8)
+        #expect(invalid(e) == nil, "data that is not JSON is archived as base64")
+        #expect(EventLimits.quoted("a\u{1}\"b", limit: 10) == #""a\u0001\"b""#)
+        #expect(EventLimits.quoted(String(repeating: "z", count: 100), limit: 3) == "\"zzz…\"")
+        #expect(throws: JSONParseError.self) { try JSONValue(parsing: "[1e999]") }
+    }
 }
 
 @Suite struct JSONTests {

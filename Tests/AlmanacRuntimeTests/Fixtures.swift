@@ -124,6 +124,8 @@ final class TestDeployment: @unchecked Sendable {
     let manifests: [FunctionManifest]
     var plane: ControlPlane?
     var planeTask: Task<Void, Error>?
+    /// Set when the control plane's run ended (it should not, before `shutdown`).
+    let planeEnded = StopFlag()
     let logger: Logger
 
     /// Sets up everything but the control plane.
@@ -202,7 +204,11 @@ final class TestDeployment: @unchecked Sendable {
     func startControlPlane() async throws {
         let plane = try await ControlPlane(configuration: configuration, logger: logger)
         self.plane = plane
-        planeTask = Task { try await plane.run() }
+        let ended = planeEnded
+        planeTask = Task {
+            defer { ended.set() }
+            try await plane.run()
+        }
     }
 
     /// Stops the control plane and every instance.
@@ -269,6 +275,16 @@ final class TestDeployment: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         return false
+    }
+
+    /// The ingress's base URL, once it listens.
+    func ingressURL() async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let port = plane?.boundHTTPPort { return "http://127.0.0.1:\(port)" }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw PostgresError(.protocolViolation, "the ingress did not listen within 30 s", query: nil)
     }
 
     /// The log file of a function's instances.

@@ -376,4 +376,27 @@ func functionName(of pid: Int32) -> String {
         #expect(RetrySchedule.isRetriable(status: nil), "timeouts and connection errors")
         #expect(!RetrySchedule.isRetriable(status: 400) && !RetrySchedule.isRetriable(status: 404) && !RetrySchedule.isRetriable(status: 410))
     }
+
+    /// `Retry-After` from a receiver is whole seconds or an HTTP date; anything else is
+    /// ignored, and no value can push a retry past the schedule's span (or trap).
+    @Test func retryAfterIsSecondsOrAnHTTPDateClampedToTheHorizon() {
+        let now = Date(timeIntervalSince1970: 1_795_428_000)  // 2026-11-23T10:00:00Z
+        #expect(RetrySchedule.retryAfterSeconds("120", now: now) == 120)
+        #expect(RetrySchedule.retryAfterSeconds(" 0 ", now: now) == 0)
+        #expect(RetrySchedule.retryAfterSeconds("Mon, 23 Nov 2026 10:05:00 GMT", now: now) == 300)
+        #expect(RetrySchedule.retryAfterSeconds("Monday, 23-Nov-26 10:01:00 GMT", now: now) == 60)
+        #expect(RetrySchedule.retryAfterSeconds("Mon Nov 23 10:00:30 2026", now: now) == 30)
+        #expect(RetrySchedule.retryAfterSeconds("Sun, 06 Nov 1994 08:49:37 GMT", now: now) == 0, "a date in the past: now")
+        for junk in ["1e19", "-5", "1.5", "soon", "", "nan", "inf", String(repeating: "9", count: 100)] {
+            let v = RetrySchedule.retryAfterSeconds(junk, now: now)
+            #expect(v == nil || v! >= 0, "\(junk)")
+        }
+        #expect(RetrySchedule.retryAfterSeconds("1e19", now: now) == nil)
+        let s = RetrySchedule()
+        let huge = RetrySchedule.retryAfterSeconds("99999999999999999999", now: now)
+        #expect(s.delay(after: 1, retryAfter: huge) == s.horizon, "clamped to the schedule's span")
+        #expect(s.delay(after: 1, retryAfter: .infinity)! < 10)
+        #expect(s.delay(after: 1, retryAfter: -.infinity)! < 10)
+        #expect(abs(s.horizon - 99_305) < 1, "5 s + 5 min + 30 min + 2 h + 5 h + 10 h + 10 h")
+    }
 }

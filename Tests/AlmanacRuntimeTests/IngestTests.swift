@@ -106,10 +106,13 @@ import Testing
             ("empty-value.csv", text(header + "A,2026-01-01,\n"), "target_value is empty"),
             ("empty-timestamp.csv", text(header + "A,,1\n"), "timestamp is empty"),
             ("duplicates.csv", text(header + "A,2026-01-01,1\nA,2026-01-01,1\nA,2026-01-02,1\nA,2026-01-02,2\n"), "above the dataset's limit"),
-            ("too-many-fields.csv", text(header + "A,2026-01-01,1,extra\n"), "not valid CSV"),
-            ("too-few-fields.csv", text(header + "A,2026-01-01\n"), "not valid CSV"),
-            ("open-quote.csv", text(header + "\"A,2026-01-01,1\n"), "not valid CSV"),
-            ("latin1.csv", text(header) + [0x41, 0xe9, 0x2c] + text("2026-01-01,1\n"), "not valid CSV"),
+            ("too-many-fields.csv", text(header + "A,2026-01-01,1,extra\n"), "line 2: the row has 4 fields; the header has 3"),
+            ("too-few-fields.csv", text(header + "A,2026-01-01\n"), "line 2: the row has 2 fields; the header has 3"),
+            ("open-quote.csv", text(header + "\"A,2026-01-01,1\n"), "line 2: the quoted item_id runs past the end of its line"),
+            ("latin1.csv", text(header) + [0x41, 0xe9, 0x2c] + text("2026-01-01,1\n"), "line 2: item_id is not UTF-8 text"),
+            ("control-item.csv", text(header + "A\u{7}B,2026-01-01,1\n"), "line 2: item_id holds a control character"),
+            ("nul-byte.csv", text(header + "A,2026-01-01,1\u{0}\n"), "line 2: the line holds a NUL byte"),
+            ("text-after-quote.csv", text(header + "\"A\"B,2026-01-01,1\n"), "line 2: text follows the closing quote of item_id"),
             ("latin1-header.csv", [0x69, 0x74, 0xe9, 0x6d] + text(",timestamp,target_value\n"), "not UTF-8"),
             ("utf16.csv", [0xff, 0xfe] + Array(header.utf16.flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] }), "not UTF-8"),
             ("huge-item.csv", text(header + String(repeating: "x", count: 300) + ",2026-01-01,1\n"), "longer than 200"),
@@ -342,5 +345,81 @@ import Testing
         #expect(unattached.isEmpty, "batch tables left unattached: \(unattached.map { $0.text("name") ?? "" })")
         #expect(try await count(db, "SELECT count(*) AS n FROM observation_batches") == 6)
         await db.close()
+    }
+
+    /// Strict CSV: an unclosed quote in a key column is one bad row with its line number and
+    /// cannot swallow the rows after it; a related column's quoted text may span lines;
+    /// lines over the dataset's bound and files over its size are refused by name.
+    @Test func csvIsReadStrictlyWithLineNumbersAndBounds() async throws {
+        let db = try await PostgresConnection.connect(url: try await TestPostgres.shared.freshDatabase())
+        let d = Dataset(tenant: "default", name: "strict", horizon: 2, maxErrorRate: 0.5, maxFileBytes: 1 << 20, maxLineBytes: 200)
+        try await DatasetStore.create(d, in: db)
+        var rows = (1...20).map { "G,2026-01-\(String(format: "%02d", $0)),1\n" }.joined()
+        rows += "\"H,2026-02-01,1\n"                                  // line 22: a quote never closed
+        rows += "H,2026-02-02,2\nH,2026-02-03,3\n"                    // lines 23-24: still rows of their own
+        rows += "I\u{1}J,2026-02-01,1\n"                              // line 25: a control character in the id
+        rows += "K," + String(repeating: "9", count: 300) + ",1\n"     // line 26: over max_line_bytes
+        rows += "L,2026-02-01,1\n"                                     // line 27
+        let (checked, r1) = try await ingest(db, d, header + rows, version: 1)
+        #expect(checked.checked == .byRow && r1.rejection == nil)
+        #expect(r1.rowsRead == 26 && r1.rowsRejected == 3, "\(r1)")
+        #expect(r1.problems.map(\.line) == [22, 25, 26])
+        #expect(r1.problems[0].reason.contains("the quoted item_id runs past the end of its line"))
+        #expect(r1.problems[1].reason.contains("item_id holds a control character"))
+        #expect(r1.problems[2].reason.contains("longer than 200 bytes (the dataset's max_line_bytes)"))
+        let ids = try await db.query("SELECT DISTINCT item_id FROM dataset_observations('default', 'strict') ORDER BY 1").compactMap { $0.text("item_id") }
+        #expect(ids == ["G", "H", "L"], "no item id holds a comma, a quote or a line break: \(ids)")
+
+        // A related column's quoted text may hold a line break; line numbers count physical lines.
+        let related = "item_id,timestamp,target_value,note\n" + "M,2026-01-01,1,\"two\nlines\"\n" + "M,2026-01-02,1,plain\n" + "M,2026-01-02,2,again\n"
+        let (_, r2) = try await ingest(db, d, related, version: 2)
+        #expect(r2.rowsRead == 3 && r2.rowsRejected == 1 && r2.problems.first?.line == 5 && r2.problems.first?.reason.contains("duplicate of line 4") == true,
+                "\(r2)")
+        let note = try await db.query("SELECT related->>'note' AS note FROM dataset_observations('default', 'strict') WHERE item_id = 'M' ORDER BY ts LIMIT 1")
+        #expect(note.first?.text("note") == "two\nlines")
+        let (_, r3) = try await ingest(db, d, related + "M,2026-01-03,1,\"open\n" + "M,2026-01-04,1,x\n", version: 3)
+        #expect(r3.problems.last?.line == 6 && r3.problems.last?.reason.contains("that starts on this line is never closed") == true, "\(r3)")
+
+        // A gzip bomb: a small file that inflates past max_file_bytes is refused by name, read a piece at a time.
+        let plain = FileManager.default.temporaryDirectory.appendingPathComponent("bomb-\(UUID().uuidString).csv")
+        var bomb = Data(header.utf8)
+        bomb.append(Data(repeating: 0x41, count: 8 << 20))
+        try bomb.write(to: plain)
+        _ = try Subprocess.run("/bin/gzip", ["-f", plain.path])
+        let gz = URL(fileURLWithPath: plain.path + ".gz")
+        defer { try? FileManager.default.removeItem(at: gz) }
+        #expect((try FileManager.default.attributesOfItem(atPath: gz.path)[.size] as? Int ?? 0) < 100_000)
+        var bombIngest = Ingest(dataset: d, id: UUID().uuidString, source: gz.path)
+        let r4 = try await bombIngest.stage(file: gz, db: db)
+        #expect(r4.rejection?.contains("more than 1048576 bytes once decompressed; the dataset's max_file_bytes") == true, "\(r4.rejection ?? "accepted")")
+        try await bombIngest.discard(db: db)
+        await db.close()
+    }
+
+    /// Whatever the chunking, the strict reader writes the same records.
+    @Test func strictCSVGivesTheSameRecordsInAnyChunking() {
+        let text = "item_id,timestamp,target_value,note\n" + "A,2026-01-01,1,\"x\ny\"\n\r\n" + "\"B\"\"q\",2026-01-02,2,\n" + "\"C,2026,3\n" + "D,2026,4,\"z"
+        let bytes = Array(text.utf8)
+        func records(chunk: Int) -> String {
+            var csv = StrictCSV(columns: ["item_id", "timestamp", "target_value", "note"], maxLineBytes: 1000)
+            var out = Data()
+            var i = 0
+            while i < bytes.count {
+                csv.feed(Data(bytes[i..<min(bytes.count, i + chunk)]), into: &out)
+                i += chunk
+            }
+            csv.finish(into: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        let whole = records(chunk: bytes.count)
+        #expect(whole == """
+            2,"A","2026-01-01","1","x
+            y",
+            5,"B""q","2026-01-02","2",,
+            6,"C,2026,3",,,,"the quoted item_id runs past the end of its line (is a closing quote missing?)"
+            7,"D","2026","4","z","the quoted note that starts on this line is never closed"
+
+            """)
+        for n in [1, 2, 3, 7, 16] { #expect(records(chunk: n) == whole, "chunks of \(n)") }
     }
 }

@@ -12,6 +12,7 @@ import Foundation
 //   TESTFN_MODE=reject            throw a non-retriable error
 //   TESTFN_MODE=sleep             sleep TESTFN_SLEEP_MS first (deadline tests)
 //   TESTFN_MODE=fail_unless_flag  throw until test_flags holds a row named after the function
+//   TESTFN_MODE=abort_on_poison   abort the whole process on an event whose data has "poison": true
 struct TestFunction: FunctionHandler {
     let env = ProcessInfo.processInfo.environment
 
@@ -25,6 +26,8 @@ struct TestFunction: FunctionHandler {
             throw FunctionError("test function rejects \(event.id) (TESTFN_MODE=reject)", retriable: false)
         case "sleep":
             try await Task.sleep(for: .milliseconds(Int(env["TESTFN_SLEEP_MS"] ?? "1000") ?? 1000))
+        case "abort_on_poison":
+            if event.jsonData?["poison"]?.boolValue == true { abort() }
         case "fail_unless_flag":
             let flag = try await context.database.query("SELECT 1 FROM test_flags WHERE name = $1", [name])
             if flag.isEmpty { throw FunctionError("no flag for \(name) yet") }
