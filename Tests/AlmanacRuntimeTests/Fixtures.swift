@@ -38,6 +38,7 @@ actor TestPostgres {
             CREATE TABLE test_effects (function text NOT NULL, event_id text NOT NULL, n integer, gpu text,
                                        instance text, started_at timestamptz, handled_at timestamptz NOT NULL DEFAULT clock_timestamp());
             CREATE TABLE test_flags (name text PRIMARY KEY);
+            CREATE TABLE test_direct (event_id text NOT NULL, attempt integer NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
             """)
         await db.close()
         return url

@@ -9,8 +9,11 @@ import Logging
 /// The launcher starts an instance with `ALMANAC_FUNCTION_MANIFEST` (the path of its
 /// `function.yaml`), `DATABASE_URL` and `KAFKA_BROKERS` (plus `ALMANAC_INSTANCE_ID`, and
 /// `CUDA_VISIBLE_DEVICES` for GPU functions). The instance consumes until idle, then exits 0;
-/// SIGTERM or SIGINT let the event in hand finish and then exit. It exits 1 with a clear
-/// message when its configuration is wrong or a service fails.
+/// SIGTERM or SIGINT let the event in hand finish and then exit, and so does the death of
+/// the launcher (`ALMANAC_LAUNCHER_PID`). It holds one of the function's `concurrency` slots
+/// (a Postgres advisory lock) while it runs, so no more instances than that ever consume at
+/// once, even across a crashed `serve`. It exits 1 with a clear message when its
+/// configuration is wrong or a service fails.
 public enum FunctionMain {
     /// Runs an instance of the function whose manifest the environment names, then exits the process.
     public static func run(_ handler: any FunctionHandler) async -> Never {
@@ -27,9 +30,18 @@ public enum FunctionMain {
                 signalLogger.info("shutdown requested; finishing the event in hand", metadata: ["signal": "\(signal)"])
                 runtime.stop()
             }
+            // An instance dies with the serve that launched it: orphaned, it finishes the event
+            // in hand and exits, and the next serve's instance takes its slot.
+            let parent = env["ALMANAC_LAUNCHER_PID"].flatMap { Int32($0) }
+            let watch = parent == nil ? nil : ParentWatch {
+                signalLogger.warning("the launcher that started this instance is gone; finishing the event in hand and exiting")
+                runtime.stop()
+            }
+            if let parent, getppid() != parent { runtime.stop() }
             let reason = try await runtime.run()
             await (runtime.source as? KafkaConsumer)?.close()
             signals.cancel()
+            watch?.cancel()
             logger.info("function instance exited", metadata: ["reason": "\(reason)"])
             exit(0)
         } catch {
@@ -65,6 +77,12 @@ public enum FunctionMain {
         let cluster = try await producer.clusterID()
         let db = try await connecting
         logger.debug("connected", metadata: ["cluster": "\(cluster)"])
+        // Concurrency holds across crashes: a slot is a Postgres advisory lock on this connection.
+        guard let slot = try await InstanceSlots.take(function: manifest.name, concurrency: manifest.concurrency, in: db,
+                                                      patience: .seconds(max(30, manifest.idleTimeout)), logger: logger) else {
+            throw FunctionError("all \(manifest.concurrency) instance slot(s) of \(manifest.name) stayed taken; another instance is running")
+        }
+        logger.debug("instance slot taken", metadata: ["slot": "\(slot)"])
         // A single instance takes every partition at once, from the positions kept in Postgres
         // with its effects: no group join and no offset fetch hold up a cold start. A partition
         // with no position in this cluster has nothing finished in it and starts at the

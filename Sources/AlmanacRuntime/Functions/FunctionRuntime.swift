@@ -54,11 +54,15 @@ public final class FunctionRuntime: Sendable {
     let logger: Logger
     let metrics: MetricsRegistry
     let stopFlag = StopFlag()
+    /// What happens when a cancelled handler will not stop: the process exits (status 70).
+    let onStuckHandler: @Sendable () -> Void
 
     /// Makes a runtime for one instance.
     public init(manifest: FunctionManifest, handler: any FunctionHandler, database: PostgresConnection,
                 producer: KafkaProducer, source: any EventSource, schemas: EventSchemaRegistry, clusterID: String,
-                instanceID: String? = nil, logger: Logger, metrics: MetricsRegistry = .shared) {
+                instanceID: String? = nil, logger: Logger, metrics: MetricsRegistry = .shared,
+                onStuckHandler: @escaping @Sendable () -> Void = { exit(70) }) {
+        self.onStuckHandler = onStuckHandler
         self.clusterID = clusterID
         self.manifest = manifest
         self.handler = handler
@@ -199,7 +203,7 @@ public final class FunctionRuntime: Sendable {
             let context = FunctionContext(manifest: manifest, event: event, attempt: attempt,
                                           deadline: clockStart + .seconds(manifest.timeout), logger: log, database: database)
             log.debug("invoking handler", metadata: ["attempt": "\(attempt)"])
-            var outcome = await runWithDeadline(context)
+            var (outcome, abandoned) = await runWithDeadline(context)
             let elapsed = ContinuousClock.now - clockStart
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             if case .succeeded = outcome {
@@ -236,8 +240,11 @@ public final class FunctionRuntime: Sendable {
                 let code = kind == .timedOut ? "deadline_exceeded" : "handler_failed"
                 let why = "\(manifest.name) gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(message)"
                 try await deadLetter(record: record, event: event, code: code, error: why, attempts: attempt, log: log)
+                if let abandoned { await stopOrExit(abandoned, log: log) }
                 return
             }
+            if let abandoned { await stopOrExit(abandoned, log: log) }
+            abandoned = nil
             let delay = manifest.retries.backoff(afterAttempt: attempt)
             try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
             attempt += 1
@@ -251,8 +258,9 @@ public final class FunctionRuntime: Sendable {
         case timedOut
     }
 
-    /// Runs the handler; past the deadline the handler is cancelled and abandoned, and whatever it stages later is ignored.
-    func runWithDeadline(_ context: FunctionContext) async -> AttemptOutcome {
+    /// Runs the handler; past the deadline the handler is cancelled, and whatever it stages
+    /// later is ignored. Returns the cancelled handler's task too, for `stopOrExit`.
+    func runWithDeadline(_ context: FunctionContext) async -> (AttemptOutcome, Task<Void, Never>?) {
         let handler = self.handler
         let event = context.event
         let gate = OnceGate<AttemptOutcome>()
@@ -272,8 +280,33 @@ public final class FunctionRuntime: Sendable {
         }
         let result = await gate.value
         timer.cancel()
-        if case .timedOut = result { work.cancel() }
-        return result
+        if case .timedOut = result {
+            work.cancel()
+            return (result, work)
+        }
+        return (result, nil)
+    }
+
+    /// How long a handler cancelled at its deadline may take to stop: a tenth of its
+    /// timeout, between 1 and 10 seconds.
+    var stopGrace: Duration { .milliseconds(Int(min(10, max(1, manifest.timeout / 10)) * 1000)) }
+
+    /// Waits for a cancelled handler to stop; one that ignores cancellation past `stopGrace`
+    /// takes the instance down with it (its process exits, status 70), so that none of its
+    /// direct writes or HTTP calls go on beside the retry. The attempt is on record already,
+    /// and the next instance carries on from Postgres.
+    func stopOrExit(_ work: Task<Void, Never>, log: Logger) async {
+        let stopped = OnceGate<Bool>()
+        let watcher = Task { await work.value; stopped.offer(true) }
+        let timer = Task { try? await Task.sleep(for: stopGrace); stopped.offer(false) }
+        let ok = await stopped.value
+        watcher.cancel()
+        timer.cancel()
+        if !ok {
+            log.critical("the handler ignored cancellation past its deadline; exiting the instance so that it stops",
+                         metadata: ["grace_ms": "\(stopGrace.components.seconds * 1000 + stopGrace.components.attoseconds / 1_000_000_000_000_000)"])
+            onStuckHandler()
+        }
     }
 
     /// Applies an attempt's staged effects in one transaction with the processed mark and the outbox.

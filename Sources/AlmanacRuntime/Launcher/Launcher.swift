@@ -187,6 +187,7 @@ public actor Launcher {
         for (k, v) in instanceEnvironment { env[k] = v }
         env["ALMANAC_FUNCTION_MANIFEST"] = "\(m.directory)/function.yaml"
         env["ALMANAC_INSTANCE_ID"] = id
+        env["ALMANAC_LAUNCHER_PID"] = "\(getpid())"
         env["ALMANAC_ROOT"] = paths.root
         env["ALMANAC_BIN"] = paths.binaries
         env["CUDA_VISIBLE_DEVICES"] = gpu ?? ""

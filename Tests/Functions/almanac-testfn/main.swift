@@ -13,6 +13,8 @@ import Foundation
 //   TESTFN_MODE=sleep             sleep TESTFN_SLEEP_MS first (deadline tests)
 //   TESTFN_MODE=fail_unless_flag  throw until test_flags holds a row named after the function
 //   TESTFN_MODE=abort_on_poison   abort the whole process on an event whose data has "poison": true
+//   TESTFN_MODE=stubborn          block TESTFN_SLEEP_MS ignoring cancellation, then write straight to
+//                                 test_direct (outside the staged effects) with the attempt number
 struct TestFunction: FunctionHandler {
     let env = ProcessInfo.processInfo.environment
 
@@ -26,6 +28,9 @@ struct TestFunction: FunctionHandler {
             throw FunctionError("test function rejects \(event.id) (TESTFN_MODE=reject)", retriable: false)
         case "sleep":
             try await Task.sleep(for: .milliseconds(Int(env["TESTFN_SLEEP_MS"] ?? "1000") ?? 1000))
+        case "stubborn":
+            usleep(UInt32((Int(env["TESTFN_SLEEP_MS"] ?? "1000") ?? 1000) * 1000))  // deaf to cancellation
+            try await context.database.exec("INSERT INTO test_direct (event_id, attempt) VALUES ($1, $2)", [event.id, context.attempt])
         case "abort_on_poison":
             if event.jsonData?["poison"]?.boolValue == true { abort() }
         case "fail_unless_flag":
