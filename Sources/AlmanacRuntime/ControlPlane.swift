@@ -116,6 +116,7 @@ public final class ControlPlane: Sendable {
     private let httpPort = PortBox()
     let scheduler: Scheduler
     let watcher: DropFolderWatcher?
+    let reconciler: Reconciler
 
     /// Connects to everything and loads the manifests and schemas.
     /// - Throws: `ConfigurationError` for a bad manifest or schema, or a Postgres/Kafka error.
@@ -128,6 +129,7 @@ public final class ControlPlane: Sendable {
         let db = try await PostgresConnection.connect(url: configuration.databaseURL, applicationName: "almanac-router", logger: logger)
         let launcherDB = try await PostgresConnection.connect(url: configuration.databaseURL, applicationName: "almanac-launcher", logger: logger)
         let ingressDB = try await PostgresConnection.connect(url: configuration.databaseURL, applicationName: "almanac-ingress", logger: logger)
+        let archiveDB = try await PostgresConnection.connect(url: configuration.databaseURL, applicationName: "almanac-ingress-archive", logger: logger)
         self.database = db
         let producer = try KafkaProducer(configuration: configuration.kafka)
         await producer.warm(topics: [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic))
@@ -146,7 +148,8 @@ public final class ControlPlane: Sendable {
         scheduler = Scheduler(databaseURL: configuration.databaseURL, producer: producer, logger: logger)
         watcher = configuration.watchedDropFolder.map { DropFolderWatcher(folder: $0, producer: producer, logger: logger) }
         let statsDB = ingressDB
-        ingress = EventIngress(producer: producer, tenants: TenantDirectory(database: ingressDB), logger: logger, ready: {
+        reconciler = Reconciler(manifests: manifests, database: db, producer: producer, admin: admin, logger: logger)
+        ingress = EventIngress(producer: producer, tenants: TenantDirectory(database: ingressDB), archive: archiveDB, logger: logger, ready: {
             (try? await statsDB.query("SELECT 1", [])) != nil
         }, extraMetrics: {
             await ControlPlane.databaseMetrics(statsDB)
@@ -158,6 +161,8 @@ public final class ControlPlane: Sendable {
 
     /// Runs the router, the launcher and the ingress until cancelled or `stop()`.
     public func run() async throws {
+        // A broker that came back empty is made whole from Postgres before anything flows.
+        _ = try await reconciler.run()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.router.run() }
             group.addTask { await self.launcher.run() }

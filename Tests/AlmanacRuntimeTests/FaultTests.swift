@@ -1,4 +1,5 @@
 import AlmanacCore
+import AlmanacHTTP
 import AlmanacPostgres
 @testable import AlmanacRuntime
 import Foundation
@@ -87,6 +88,55 @@ import Testing
             """)
         #expect(overlaps == 0, "two runs of a concurrency-1 function overlapped")
         await d.shutdown()
+    }
+
+    /// A Kafka cluster that comes back empty loses nothing Postgres knew: events the ingress
+    /// acknowledged but no function finished are routed again from the archive, and an
+    /// outbox row marked sent that the bus lost is relayed again; each effect exactly once.
+    @Test func aBrokerThatComesBackEmptyLosesNothingPostgresKnew() async throws {
+        let functions = [
+            TestFunction(name: "first", subscribe: "test.empty", mode: "sleep", emit: "test.empty2", idle: "30s", sleepMs: 700),
+            TestFunction(name: "second", subscribe: "test.empty2"),
+        ]
+        let a = try await TestDeployment(functions: functions, partitions: 1)
+        let token = TenantDirectory.newToken()
+        try await TenantDirectory.ensure(tenant: "acme", token: token, in: a.db)
+        try await a.startControlPlane()
+        let base = try await a.ingressURL()
+        let events = (0..<4).map { testEvent("test.empty", n: $0, subject: "s") }
+        let batch = JSONValue.array(events.map { $0.structuredJSON() })
+        let r = try await HTTPClient().send(HTTPClientRequest(method: "POST", url: "\(base)/events",
+                                                             headers: [("Authorization", "Bearer \(token)"), ("Content-Type", cloudEventsBatchJSONType)],
+                                                             body: batch.serializedData()))
+        #expect(r.status == 202)
+        #expect(try await a.count("SELECT count(*) AS n FROM event_archive WHERE type = 'test.empty'") == 4, "archived before the answer")
+        // Stop while the slow function is part-way through: the broker and all it held are gone.
+        _ = try await a.waitForCount("SELECT count(*) AS n FROM test_effects WHERE function = 'first'", atLeast: 1)
+        await a.shutdown()
+        // An emitted event the old bus took (marked sent) but lost before the router saw it.
+        let lost = CloudEvent(id: "lost-1", source: "almanac/first", type: "test.empty2", subject: "s", json: ["n": 99])
+        let db = try await PostgresConnection.connect(url: a.databaseURL)
+        try await db.exec("""
+            INSERT INTO outbox (event_id, function, tenant, topic, event, sent_at) VALUES ($1, 'first', 'acme', $2, $3::jsonb, now())
+            """, [lost.id, Outbox.busTopic, lost.structuredJSON().serialized()])
+        await db.close()
+        let handledBefore = try await { () async throws -> Int in
+            let c = try await PostgresConnection.connect(url: a.databaseURL)
+            defer { Task { await c.close() } }
+            return Int(try await c.query("SELECT count(*) AS n FROM test_effects WHERE function = 'first'")[0].decode("n", as: Int64.self))
+        }()
+        #expect(handledBefore < 4, "the test stopped the first deployment before it finished (\(handledBefore))")
+
+        let b = try await TestDeployment(functions: functions, partitions: 1, databaseURL: a.databaseURL)
+        try await b.startControlPlane()
+        #expect(try await b.waitForCount("SELECT count(DISTINCT n) AS n FROM test_effects WHERE function = 'first'", atLeast: 4,
+                                         timeout: .seconds(60)) == 4)
+        #expect(try await b.waitForCount("SELECT count(DISTINCT n) AS n FROM test_effects WHERE function = 'second'", atLeast: 5,
+                                         timeout: .seconds(60)) == 5, "the four emitted events and the lost one")
+        #expect(try await b.count("SELECT count(*) AS n FROM test_effects WHERE function = 'first'") == 4, "none twice")
+        #expect(try await b.count("SELECT count(*) AS n FROM test_effects WHERE function = 'second'") == 5, "none twice")
+        #expect(try await b.count("SELECT count(*) AS n FROM kafka_clusters WHERE reconciled_at IS NOT NULL") == 2)
+        await b.shutdown()
     }
 
     @Test func crashLoopsBackOffExponentiallyUpToACap() {

@@ -30,3 +30,16 @@ CREATE TABLE function_crashes (
 ALTER TABLE datasets
     ADD COLUMN max_file_bytes bigint  NOT NULL DEFAULT 10737418240 CHECK (max_file_bytes > 0),
     ADD COLUMN max_line_bytes integer NOT NULL DEFAULT 1048576 CHECK (max_line_bytes BETWEEN 64 AND 1073741824);
+
+-- Kafka clusters this deployment has used. A cluster never seen before (a broker that came
+-- back empty, a new cluster), or one whose offsets went backwards, is reconciled from
+-- Postgres by the control plane: archived events a subscribed function has not processed
+-- are routed again and outbox rows the bus never confirmed are relayed again.
+CREATE TABLE kafka_clusters (
+    cluster_id    text        PRIMARY KEY,
+    first_seen    timestamptz NOT NULL DEFAULT now(),
+    reconciled_at timestamptz
+);
+
+-- The outbox sweep looks at recently sent rows.
+CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;

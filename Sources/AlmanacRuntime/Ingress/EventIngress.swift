@@ -11,11 +11,12 @@ import Logging
 /// (`application/cloudevents-batch+json`) and binary (`ce-*` headers) modes. Each request
 /// carries `Authorization: Bearer <token>`; the token names the tenant, which is stamped
 /// on every event (an event claiming another tenant is refused). The answer is 202 only
-/// after Kafka acknowledged every event of the request. Also serves `/healthz`, `/readyz`
+/// after Kafka acknowledged every event of the request and Postgres archived them. Also serves `/healthz`, `/readyz`
 /// and Prometheus `/metrics`.
 public struct EventIngress: Sendable {
     let producer: KafkaProducer
     let tenants: TenantDirectory
+    let archive: PostgresConnection
     let logger: Logger
     let metrics: MetricsRegistry
     let ready: @Sendable () async -> Bool
@@ -27,9 +28,11 @@ public struct EventIngress: Sendable {
     /// - Parameters:
     ///   - ready: what `/readyz` reports.
     ///   - extraMetrics: Prometheus text appended to the registry's (e.g. figures read from Postgres).
-    public init(producer: KafkaProducer, tenants: TenantDirectory, logger: Logger, metrics: MetricsRegistry = .shared,
+    /// - Parameter archive: where accepted events are archived before the answer.
+    public init(producer: KafkaProducer, tenants: TenantDirectory, archive: PostgresConnection, logger: Logger, metrics: MetricsRegistry = .shared,
                 ready: @escaping @Sendable () async -> Bool, extraMetrics: @escaping @Sendable () async -> String = { "" }) {
         self.producer = producer
+        self.archive = archive
         self.tenants = tenants
         var l = logger
         l[metadataKey: "component"] = "ingress"
@@ -109,6 +112,13 @@ public struct EventIngress: Sendable {
         } catch {
             logger.error("publish failed", metadata: ["error": "\(error)"])
             return Self.problem(.serviceUnavailable, "the bus did not acknowledge the event(s): \(error); retry later")
+        }
+        // Archived before the answer: should the broker lose them before the router has
+        // them, the control plane routes them again from Postgres.
+        do { try await EventArchive.store(events, in: archive) } catch {
+            logger.error("archiving accepted events failed", metadata: ["error": "\(error)"])
+            return Self.problem(.serviceUnavailable, "the events are on the bus but could not be recorded in Postgres: \(error); "
+                                    + "send them again (their ids make a second copy harmless)")
         }
         metrics.increment("almanac_ingress_events_total", by: Double(events.count), labels: ["tenant": tenant], help: "Events accepted over HTTP")
         logger.info("accepted events", metadata: ["count": "\(events.count)", "tenant": "\(tenant)", "ids": "\(events.map(\.id).joined(separator: ","))"])

@@ -192,16 +192,7 @@ public final class EventRouter: Sendable {
 
     /// Archives events for replay; an event archived before (same source and id) is left as it was.
     func archive(_ events: [CloudEvent]) async throws {
-        guard !events.isEmpty else { return }
-        try await database.exec("""
-            INSERT INTO event_archive (source, id, type, subject, tenant, time, causation_id, correlation_id, event)
-            SELECT s, i, t, sub, ten, tm, c, cor, e::jsonb
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])
-                 AS x(s, i, t, sub, ten, tm, c, cor, e)
-            ON CONFLICT DO NOTHING
-            """, [events.map(\.source), events.map(\.id), events.map(\.type), PostgresNullableArray(events.map(\.subject)),
-                  events.map(\.tenant), PostgresNullableArray(events.map(\.time)), PostgresNullableArray(events.map(\.causationID)),
-                  PostgresNullableArray(events.map(\.correlationID)), events.map { $0.structuredJSON().serialized() }])
+        try await EventArchive.store(events, in: database)
     }
 }
 

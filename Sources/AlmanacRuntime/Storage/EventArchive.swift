@@ -2,8 +2,23 @@ import AlmanacCore
 import AlmanacPostgres
 import Foundation
 
-/// The archive of every event the router saw, for `almanac replay`.
+/// The archive of every event the ingress accepted and the router saw: for `almanac
+/// replay`, and what the control plane reconciles a new Kafka cluster from.
 public enum EventArchive {
+    /// Stores events; an event archived before (same source and id) is left as it was.
+    public static func store(_ events: [CloudEvent], in db: any PostgresExecutor) async throws {
+        guard !events.isEmpty else { return }
+        try await db.exec("""
+            INSERT INTO event_archive (source, id, type, subject, tenant, time, causation_id, correlation_id, event)
+            SELECT s, i, t, sub, ten, tm, c, cor, e::jsonb
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])
+                 AS x(s, i, t, sub, ten, tm, c, cor, e)
+            ON CONFLICT DO NOTHING
+            """, [events.map(\.source), events.map(\.id), events.map(\.type), PostgresNullableArray(events.map(\.subject)),
+                  events.map(\.tenant), PostgresNullableArray(events.map(\.time)), PostgresNullableArray(events.map(\.causationID)),
+                  PostgresNullableArray(events.map(\.correlationID)), events.map { $0.structuredJSON().serialized() }])
+    }
+
     /// Which time a range selects on.
     public enum Clock: String, Sendable, CaseIterable {
         /// When the router archived the event (the runtime's own clock).

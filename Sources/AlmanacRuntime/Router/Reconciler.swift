@@ -1,0 +1,112 @@
+import AlmanacCore
+import AlmanacKafka
+import AlmanacPostgres
+import Foundation
+import Logging
+
+/// Makes a Kafka cluster that came back empty (or whose offsets went backwards) whole
+/// again from what Postgres knows, before the router starts.
+///
+/// The bus is not the record: the archive holds every event the ingress accepted and the
+/// router saw, the processed marks say which function finished which event, and the outbox
+/// holds what functions emitted. On a cluster this deployment has not seen (its id is not in
+/// `kafka_clusters`), or one whose high watermarks fell below the positions kept in Postgres,
+/// the reconciler (1) relays again every outbox row the bus never confirmed — sent, but
+/// neither archived by the router nor dead-lettered by it — and (2) produces every archived
+/// event, since the previous cluster was first seen, to each subscribed function that has
+/// not processed it. Event ids make any copy that was not lost harmless.
+struct Reconciler {
+    let manifests: [FunctionManifest]
+    let database: PostgresConnection
+    let producer: KafkaProducer
+    let admin: KafkaAdmin
+    let logger: Logger
+
+    /// What a reconciliation did.
+    struct Report: Sendable, Equatable {
+        /// Why it ran (`new cluster`, `offsets went backwards`), or nil when it did not.
+        var reason: String?
+        /// Outbox rows set to be relayed again.
+        var outboxRearmed = 0
+        /// Deliveries of archived events to function topics.
+        var rerouted = 0
+    }
+
+    /// Checks the cluster and reconciles when it is new or rewound.
+    func run() async throws -> Report {
+        let cluster = try await producer.clusterID()
+        let known = try await database.query("SELECT first_seen FROM kafka_clusters WHERE cluster_id = $1", [cluster])
+        var reason: String?
+        var since: Date?
+        if known.isEmpty {
+            let previous = try await database.query("SELECT max(first_seen) AS t FROM kafka_clusters")
+            since = try previous.first?.decodeIfPresent("t", as: Date.self)
+            try await database.exec("INSERT INTO kafka_clusters (cluster_id) VALUES ($1) ON CONFLICT DO NOTHING", [cluster])
+            reason = "new cluster \(cluster)"
+        } else if try await offsetsWentBackwards(cluster: cluster) {
+            since = try known[0].decode("first_seen", as: Date.self)
+            try await database.exec("UPDATE kafka_clusters SET first_seen = now() WHERE cluster_id = $1", [cluster])
+            reason = "offsets of cluster \(cluster) went backwards"
+        }
+        guard let reason else { return Report() }
+        var report = Report(reason: reason)
+        report.outboxRearmed = try await Self.rearmOutbox(in: database, sentSince: since, olderThan: nil)
+        while try await Outbox.relay(function: nil, db: database, producer: producer, logger: logger) > 0 {}
+        report.rerouted = try await reroute(since: since)
+        try await database.exec("UPDATE kafka_clusters SET reconciled_at = now() WHERE cluster_id = $1", [cluster])
+        logger.notice("reconciled the Kafka cluster from Postgres", metadata: [
+            "reason": "\(reason)", "outbox_rearmed": "\(report.outboxRearmed)", "rerouted": "\(report.rerouted)"])
+        return report
+    }
+
+    /// Whether a position kept in Postgres for this cluster is past its partition's end.
+    func offsetsWentBackwards(cluster: String) async throws -> Bool {
+        let positions = try await ConsumerPositions.load(cluster: cluster, topics: manifests.map(\.inputTopic), in: database)
+        for m in manifests {
+            for (partition, next) in positions[m.name] ?? [:] {
+                guard let marks = try? await admin.watermarks(topic: m.inputTopic, partition: partition) else { continue }
+                if marks.high < next { return true }
+            }
+        }
+        return false
+    }
+
+    /// Sets outbox rows sent to the bus but never seen there again (not archived, not
+    /// dead-lettered by the router) to be relayed again.
+    /// - Parameters:
+    ///   - sentSince: only rows sent from then (all when nil).
+    ///   - olderThan: only rows sent at least this many seconds ago (the sweep's patience).
+    /// - Returns: how many rows were re-armed.
+    static func rearmOutbox(in db: PostgresConnection, sentSince: Date?, olderThan: Double?) async throws -> Int {
+        try await db.exec("""
+            UPDATE outbox o SET sent_at = NULL
+            WHERE o.sent_at IS NOT NULL AND o.topic = $1
+              AND ($2::timestamptz IS NULL OR o.sent_at >= $2)
+              AND ($3::float8 IS NULL OR o.sent_at < now() - make_interval(secs => $3))
+              AND NOT EXISTS (SELECT 1 FROM event_archive a WHERE a.id = o.event_id)
+              AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.event_id = o.event_id AND d.stage = 'router')
+            """, [Outbox.busTopic, sentSince, olderThan])
+    }
+
+    /// Produces archived events to the subscribed functions that have not processed them, page by page.
+    func reroute(since from: Date?) async throws -> Int {
+        var cursor: EventArchive.Cursor?
+        var delivered = 0
+        repeat {
+            let (events, next) = try await EventArchive.page(in: database, .init(since: from, clock: .archived), after: cursor)
+            cursor = next
+            let done = try await database.query("SELECT function, event_id FROM processed_events WHERE event_id = ANY($1::text[])",
+                                                [events.map(\.id)])
+            let processed = Set(done.map { "\($0.text("function") ?? "")\u{0}\($0.text("event_id") ?? "")" })
+            for event in events {
+                let document = EventPattern.document(for: event)
+                for m in manifests where m.subscribes(toDocument: document) && !processed.contains("\(m.name)\u{0}\(event.id)") {
+                    let r = event.kafkaBinary()
+                    try await producer.send(topic: m.inputTopic, key: r.key, value: r.value, headers: r.headers)
+                    delivered += 1
+                }
+            }
+        } while cursor != nil
+        return delivered
+    }
+}
