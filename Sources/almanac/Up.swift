@@ -28,16 +28,37 @@ struct Up: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "almanac.up")
+        // Signals are watched from the first moment: one that comes while services start
+        // stops everything started so far.
+        let stopping = AsyncStream<Int32>.makeStream()
+        let signalled = StopSignal()
+        let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { signal in
+            signalled.set(signal)
+            stopping.continuation.yield(signal)
+        }
+        defer { watcher.cancel() }
         let fm = FileManager.default
         let statePath = URL(fileURLWithPath: state).standardizedFileURL.path
         try fm.createDirectory(atPath: "\(statePath)/logs", withIntermediateDirectories: true)
+        // A file from an earlier run must not tell clients that this one is ready.
+        try? fm.removeItem(atPath: "\(statePath)/endpoints.env")
         let paths = AlmanacPaths.discover()
         let functionsDir = functions.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? paths.functions
         let env = ProcessInfo.processInfo.environment
         let supervisor = Supervisor(logDirectory: "\(statePath)/logs")
+        // Children stop when `up` goes, unless it detaches and leaves them running.
+        let childEnvironment = detach ? [:] : ["ALMANAC_SUPERVISOR_PID": "\(getpid())"]
+        var embedded: EmbeddedPostgres?
+        /// Stops whatever has started, when a signal came during start-up.
+        func abandonIfSignalled() async throws {
+            guard let signal = signalled.value else { return }
+            say("stopping   (signal \(signal) during start-up): stopping what was started")
+            await supervisor.stopAll()
+            embedded?.stop()
+            throw ExitCode(128 + signal)
+        }
 
         // Postgres
-        var embedded: EmbeddedPostgres?
         let databaseURL: String
         if let url = env["DATABASE_URL"], !url.isEmpty {
             databaseURL = url
@@ -49,10 +70,11 @@ struct Up: AsyncParsableCommand {
             try "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
             let pg = try EmbeddedPostgres(dataDirectory: "\(statePath)/postgres", port: port, logFile: "\(statePath)/logs/postgres.log")
             say("postgres   starting the embedded server in \(state)/postgres on 127.0.0.1:\(port)")
-            try pg.start(logger: logger)
             embedded = pg
+            try pg.start(logger: logger)
             databaseURL = pg.url
         }
+        try await abandonIfSignalled()
         let db = try await PostgresConnection.connect(url: databaseURL, logger: logger)
         let applied = try await PostgresMigrator(directory: paths.migrations).migrate(db, logger: logger)
         say("postgres   schema up to date\(applied.isEmpty ? "" : " (applied \(applied.map(String.init).joined(separator: ", ")))")")
@@ -68,6 +90,7 @@ struct Up: AsyncParsableCommand {
             chmod(tokenFile, 0o600)
         }
         try await TenantDirectory.ensure(tenant: "default", token: token, in: db)
+        try await abandonIfSignalled()
 
         // Kafka
         let manifests = try FunctionManifest.loadAll(from: functionsDir)
@@ -80,14 +103,19 @@ struct Up: AsyncParsableCommand {
             let admin = try KafkaAdmin(configuration: KafkaConfiguration.fromEnvironment(env)!)
             try await admin.createTopics(topics, partitions: 4)
         } else {
-            brokers = try await startBroker(supervisor: supervisor, statePath: statePath, functionsDir: functionsDir)
+            brokers = try await startBroker(supervisor: supervisor, statePath: statePath, functionsDir: functionsDir,
+                                            environment: childEnvironment)
             say("kafka      librdkafka mock cluster on \(brokers) (in memory: gone when it stops)")
         }
+        try await abandonIfSignalled()
 
         let endpoints = Endpoints(kafkaBrokers: brokers, databaseURL: databaseURL, http: "http://127.0.0.1:\(httpPort)", token: token)
+        await startServe(supervisor: supervisor, endpoints: endpoints, functionsDir: functionsDir, statePath: statePath,
+                         environment: childEnvironment)
+        try await waitForHTTP(port: httpPort, unless: signalled)
+        try await abandonIfSignalled()
+        // Only now that Postgres, the broker and the ingress all answer do clients learn where they are.
         try writeEndpoints(endpoints, statePath: statePath)
-        await startServe(supervisor: supervisor, endpoints: endpoints, functionsDir: functionsDir, statePath: statePath)
-        try await waitForHTTP(port: httpPort)
         say("functions  \(manifests.map(\.name).joined(separator: ", "))")
         say("ready      endpoints in \(state)/endpoints.env:")
         // The file holds the real values (mode 0600); the screen never shows a database password.
@@ -98,18 +126,19 @@ struct Up: AsyncParsableCommand {
         if detach { return }
 
         // Supervise until a signal.
-        let stopping = AsyncStream<Int32>.makeStream()
-        let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { stopping.continuation.yield($0) }
         if usingMock {
             await supervisor.onRestart("broker") { [self] in
                 // A new mock broker has a new port and none of the old events: tell everyone.
                 guard let fresh = try? await readBrokerReady(statePath: statePath) else { return }
                 var updated = endpoints
                 updated.kafkaBrokers = fresh
-                try? writeEndpoints(updated, statePath: statePath)
                 say("kafka      the mock broker restarted on \(fresh); restarting the router")
+                try? FileManager.default.removeItem(atPath: "\(statePath)/endpoints.env")
                 await supervisor.stop("serve")
-                await startServe(supervisor: supervisor, endpoints: updated, functionsDir: functionsDir, statePath: statePath)
+                await startServe(supervisor: supervisor, endpoints: updated, functionsDir: functionsDir, statePath: statePath,
+                                 environment: childEnvironment)
+                try? await waitForHTTP(port: httpPort, unless: signalled)
+                try? writeEndpoints(updated, statePath: statePath)
             }
         }
         let watched = embedded
@@ -126,7 +155,6 @@ struct Up: AsyncParsableCommand {
             say("stopping   (signal \(signal)): the router and functions finish what they hold")
             break
         }
-        watcher.cancel()
         pgWatch.cancel()
         await supervisor.stop("serve", grace: .seconds(40))
         await supervisor.stopAll()
@@ -144,10 +172,10 @@ struct Up: AsyncParsableCommand {
         chmod("\(statePath)/endpoints.env", 0o600)
     }
 
-    func startBroker(supervisor: Supervisor, statePath: String, functionsDir: String) async throws -> String {
+    func startBroker(supervisor: Supervisor, statePath: String, functionsDir: String, environment: [String: String]) async throws -> String {
         try? FileManager.default.removeItem(atPath: "\(statePath)/broker.ready")
         await supervisor.start(name: "broker", arguments: ["broker", "--ready-file", "\(statePath)/broker.ready", "--functions", functionsDir],
-                               environment: [:]) {
+                               environment: environment) {
             try? FileManager.default.removeItem(atPath: "\(statePath)/broker.ready")
         }
         return try await readBrokerReady(statePath: statePath)
@@ -165,20 +193,21 @@ struct Up: AsyncParsableCommand {
         throw EmbeddedServiceError("the mock Kafka broker did not start within 30 s; see \(statePath)/logs/broker.log")
     }
 
-    func startServe(supervisor: Supervisor, endpoints: Endpoints, functionsDir: String, statePath: String) async {
+    func startServe(supervisor: Supervisor, endpoints: Endpoints, functionsDir: String, statePath: String, environment: [String: String]) async {
         await supervisor.start(name: "serve", arguments: ["serve", "--http-port", "\(httpPort)", "--functions", functionsDir,
                                                           "--log-dir", "\(statePath)/logs", "--drop", "\(statePath)/drop",
                                                           "--export", "\(statePath)/export"],
-                               environment: ["DATABASE_URL": endpoints.databaseURL, "KAFKA_BROKERS": endpoints.kafkaBrokers])
+                               environment: environment.merging(["DATABASE_URL": endpoints.databaseURL, "KAFKA_BROKERS": endpoints.kafkaBrokers]) { _, b in b })
     }
 
-    func waitForHTTP(port: Int) async throws {
+    func waitForHTTP(port: Int, unless signalled: StopSignal) async throws {
         let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline && signalled.value == nil {
             if let r = try? await HTTPClient.shared.send(HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(port)/healthz", timeout: 2)),
                r.status == 200 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
+        if signalled.value != nil { return }
         throw EmbeddedServiceError("the router did not start listening on port \(port) within 60 s; see .almanac/logs/serve.log")
     }
 }
@@ -200,16 +229,28 @@ struct Serve: AsyncParsableCommand {
         guard let db = env["DATABASE_URL"], let kafka = KafkaConfiguration.fromEnvironment(env) else {
             throw ValidationError("serve needs DATABASE_URL and KAFKA_BROKERS")
         }
+        // A signal before the control plane exists ends the process at once; after, it stops gracefully.
+        let holder = PlaneHolder()
+        let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { signal in
+            guard let plane = holder.plane else { Foundation.exit(128 + signal) }
+            Task { await plane.stop() }
+        }
+        defer { watcher.cancel() }
+        let supervisorWatch = env["ALMANAC_SUPERVISOR_PID"].flatMap(Int32.init).map { _ in
+            ParentWatch {
+                // `up` is gone (killed): nothing may outlive it.
+                guard let plane = holder.plane else { Foundation.exit(1) }
+                Task { await plane.stop() }
+            }
+        }
+        defer { supervisorWatch?.cancel() }
         let paths = AlmanacPaths.discover()
         let plane = try await ControlPlane(configuration: .init(
             kafka: kafka, databaseURL: db, paths: paths, functionsDirectory: functions, logDirectory: logDir,
             httpPort: httpPort, gpus: GPUInventory.detect(),
             instanceEnvironment: ["ALMANAC_DROP_DIR": absolute(drop), "ALMANAC_EXPORT_DIR": absolute(export)],
             watchedDropFolder: absolute(drop)), logger: logger)
-        let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { _ in
-            Task { await plane.stop() }
-        }
-        defer { watcher.cancel() }
+        holder.plane = plane
         try await plane.run()
     }
 }
@@ -240,8 +281,12 @@ struct Broker: AsyncParsableCommand {
         flushOutput()
         let stop = AsyncStream<Int32>.makeStream()
         let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { stop.continuation.yield($0) }
+        let supervisorWatch = ProcessInfo.processInfo.environment["ALMANAC_SUPERVISOR_PID"].map { _ in
+            ParentWatch { stop.continuation.yield(SIGHUP) }
+        }
         for await _ in stop.stream { break }
         watcher.cancel()
+        supervisorWatch?.cancel()
         withExtendedLifetime(cluster) {}
     }
 }
@@ -270,4 +315,27 @@ struct FunctionCommand: AsyncParsableCommand {
 /// Flushes standard output so supervisors and pipes see lines at once.
 func flushOutput() {
     fflush(nil)
+}
+
+/// The last signal `up` received, if any (set from the signal queue).
+final class StopSignal: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var signal: Int32?
+    /// Records a signal.
+    func set(_ s: Int32) { lock.withLock { signal = signal ?? s } }
+    /// The first signal received.
+    var value: Int32? { lock.withLock { signal } }
+}
+
+/// The control plane once `serve` has built it (set once, read from the signal queue).
+final class PlaneHolder: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var value: ControlPlane?
+    /// The plane, or nil while it is being built.
+    var plane: ControlPlane? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
 }

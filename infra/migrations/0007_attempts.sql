@@ -35,10 +35,14 @@ ALTER TABLE datasets
 -- back empty, a new cluster), or one whose offsets went backwards, is reconciled from
 -- Postgres by the control plane: archived events a subscribed function has not processed
 -- are routed again and outbox rows the bus never confirmed are relayed again.
+-- `oldest_rerouted` is the archive time of the oldest event its reconciliation routed again:
+-- the next reconciliation looks back to it (or to this cluster's first_seen, if earlier),
+-- since such an event may still be unprocessed when this cluster is lost in turn.
 CREATE TABLE kafka_clusters (
-    cluster_id    text        PRIMARY KEY,
-    first_seen    timestamptz NOT NULL DEFAULT now(),
-    reconciled_at timestamptz
+    cluster_id      text        PRIMARY KEY,
+    first_seen      timestamptz NOT NULL DEFAULT now(),
+    reconciled_at   timestamptz,
+    oldest_rerouted timestamptz
 );
 
 -- The outbox sweep looks at recently sent rows.

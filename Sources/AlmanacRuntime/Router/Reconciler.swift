@@ -13,7 +13,8 @@ import Logging
 /// `kafka_clusters`), or one whose high watermarks fell below the positions kept in Postgres,
 /// the reconciler (1) relays again every outbox row the bus never confirmed — sent, but
 /// neither archived by the router nor dead-lettered by it — and (2) produces every archived
-/// event, since the previous cluster was first seen, to each subscribed function that has
+/// event that may be unfinished — archived since the previous cluster was first seen, or
+/// routed again by that cluster's own reconciliation — to each subscribed function that has
 /// not processed it. Event ids make any copy that was not lost harmless.
 struct Reconciler {
     let manifests: [FunctionManifest]
@@ -35,25 +36,33 @@ struct Reconciler {
     /// Checks the cluster and reconciles when it is new or rewound.
     func run() async throws -> Report {
         let cluster = try await producer.clusterID()
-        let known = try await database.query("SELECT first_seen FROM kafka_clusters WHERE cluster_id = $1", [cluster])
+        // Events that may be unfinished: those archived since the cluster before was first
+        // seen, and those its own reconciliation routed again (still unfinished, perhaps).
+        let window = "SELECT least(first_seen, coalesce(oldest_rerouted, first_seen)) AS t FROM kafka_clusters"
+        let known = try await database.query("\(window) WHERE cluster_id = $1", [cluster])
         var reason: String?
         var since: Date?
         if known.isEmpty {
-            let previous = try await database.query("SELECT max(first_seen) AS t FROM kafka_clusters")
+            let previous = try await database.query("\(window) ORDER BY first_seen DESC LIMIT 1")
             since = try previous.first?.decodeIfPresent("t", as: Date.self)
             try await database.exec("INSERT INTO kafka_clusters (cluster_id) VALUES ($1) ON CONFLICT DO NOTHING", [cluster])
             reason = "new cluster \(cluster)"
         } else if try await offsetsWentBackwards(cluster: cluster) {
-            since = try known[0].decode("first_seen", as: Date.self)
-            try await database.exec("UPDATE kafka_clusters SET first_seen = now() WHERE cluster_id = $1", [cluster])
+            since = try known[0].decode("t", as: Date.self)
+            try await database.exec("UPDATE kafka_clusters SET first_seen = now(), oldest_rerouted = NULL WHERE cluster_id = $1", [cluster])
             reason = "offsets of cluster \(cluster) went backwards"
         }
         guard let reason else { return Report() }
         var report = Report(reason: reason)
         report.outboxRearmed = try await Self.rearmOutbox(in: database, sentSince: since, olderThan: nil)
         while try await Outbox.relay(function: nil, db: database, producer: producer, logger: logger) > 0 {}
-        report.rerouted = try await reroute(since: since)
-        try await database.exec("UPDATE kafka_clusters SET reconciled_at = now() WHERE cluster_id = $1", [cluster])
+        let (rerouted, oldest) = try await reroute(since: since)
+        report.rerouted = rerouted
+        try await database.exec("""
+            UPDATE kafka_clusters SET reconciled_at = now(),
+                oldest_rerouted = (SELECT archived_at FROM event_archive WHERE id = $2 AND source = $3)
+            WHERE cluster_id = $1
+            """, [cluster, oldest?.id, oldest?.source])
         logger.notice("reconciled the Kafka cluster from Postgres", metadata: [
             "reason": "\(reason)", "outbox_rearmed": "\(report.outboxRearmed)", "rerouted": "\(report.rerouted)"])
         return report
@@ -89,9 +98,11 @@ struct Reconciler {
     }
 
     /// Produces archived events to the subscribed functions that have not processed them, page by page.
-    func reroute(since from: Date?) async throws -> Int {
+    /// - Returns: the deliveries made, and the oldest event delivered (the archive is read oldest first).
+    func reroute(since from: Date?) async throws -> (Int, (id: String, source: String)?) {
         var cursor: EventArchive.Cursor?
         var delivered = 0
+        var oldest: (id: String, source: String)?
         repeat {
             let (events, next) = try await EventArchive.page(in: database, .init(since: from, clock: .archived), after: cursor)
             cursor = next
@@ -104,9 +115,10 @@ struct Reconciler {
                     let r = event.kafkaBinary()
                     try await producer.send(topic: m.inputTopic, key: r.key, value: r.value, headers: r.headers)
                     delivered += 1
+                    if oldest == nil { oldest = (event.id, event.source) }
                 }
             }
         } while cursor != nil
-        return delivered
+        return (delivered, oldest)
     }
 }

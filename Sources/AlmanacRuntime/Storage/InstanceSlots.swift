@@ -38,13 +38,14 @@ enum InstanceSlots {
     }
 }
 
-/// Watches for the death of the process that launched this one (the launcher in `serve`):
-/// when the parent changes, the instance is orphaned and must stop after the event in hand.
-final class ParentWatch: Sendable {
+/// Watches for the death of the process that started this one (the launcher for an
+/// instance, `up` for `serve` and the broker): when the parent changes, this process is an
+/// orphan and must stop.
+public final class ParentWatch: Sendable {
     private let task: Task<Void, Never>
 
     /// Calls `orphaned` once, when the parent process is no longer the one this process started under.
-    init(every interval: Duration = .milliseconds(250), _ orphaned: @escaping @Sendable () -> Void) {
+    public init(every interval: Duration = .milliseconds(250), _ orphaned: @escaping @Sendable () -> Void) {
         let parent = getppid()
         task = Task.detached {
             while !Task.isCancelled {
@@ -58,5 +59,5 @@ final class ParentWatch: Sendable {
     }
 
     /// Stops watching.
-    func cancel() { task.cancel() }
+    public func cancel() { task.cancel() }
 }
