@@ -18,6 +18,7 @@ public final class PostgresConnection: @unchecked Sendable {
     private let queue: DispatchQueue
     private let lock = AsyncLock()
     private let logger: Logger
+    private let resetCount = Counter()
     /// The URL this connection was opened with, without its password.
     public let redactedURL: String
     private var closed = false
@@ -149,6 +150,7 @@ public final class PostgresConnection: @unchecked Sendable {
 
     func runScriptLocked(_ sql: String) async throws {
         try await onQueue {
+            try self.ensureConnected()
             let result = PQexec(self.handle, sql)
             defer { PQclear(result) }
             try self.check(result, sql: sql)
@@ -168,6 +170,7 @@ public final class PostgresConnection: @unchecked Sendable {
 
     func copyInLocked(_ sql: String, _ body: (PostgresCopyWriter) async throws -> Void) async throws -> Int {
         try await onQueue {
+            try self.ensureConnected()
             let result = PQexec(self.handle, sql)
             defer { PQclear(result) }
             guard PQresultStatus(result) == PGRES_COPY_IN else {
@@ -212,6 +215,7 @@ public final class PostgresConnection: @unchecked Sendable {
     func run(_ sql: String, _ parameters: [(any PostgresEncodable)?]) async throws -> PostgresRows {
         let encoded: [String?] = parameters.map { $0?.postgresText }
         return try await onQueue {
+            try self.ensureConnected()
             let result = PostgresConnection.execParams(self.handle, sql, encoded)
             defer { PQclear(result) }
             try self.check(result, sql: sql)
@@ -229,10 +233,33 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// Reconnects (libpq's `PQreset`, same parameters) when the connection broke, so that a
+    /// statement after a Postgres restart works again; the statement that met the break
+    /// failed with `.connectionLost` and is the caller's to retry. Session state is set up
+    /// again (UTC); advisory locks and prepared state of the old session are gone.
+    /// - Important: call on `queue`.
+    func ensureConnected() throws {
+        guard PQstatus(handle) != CONNECTION_OK else { return }
+        PQreset(handle)
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw PostgresError(.connectionFailed, "cannot reconnect to \(redactedURL): \(message)", query: nil)
+        }
+        PQclear(PQexec(handle, "SET TIME ZONE 'UTC'"))
+        resetCount.increment()
+        logger.notice("reconnected to Postgres", metadata: ["url": "\(redactedURL)"])
+    }
+
+    /// How many times this connection was re-established after a break.
+    public var reconnections: Int { resetCount.value }
+
     func check(_ result: OpaquePointer?, sql: String) throws {
         guard let result else { throw connectionError(sql: sql) }
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_COPY_IN, PGRES_EMPTY_QUERY: return
+        case _ where PQstatus(handle) != CONNECTION_OK:
+            // The server went away during the statement (a restart, `terminating connection`).
+            throw connectionError(sql: sql)
         default:
             func field(_ code: Int32) -> String? {
                 guard let p = PQresultErrorField(result, code) else { return nil }
@@ -454,3 +481,12 @@ extension PostgresExecutor {
 
 extension PostgresConnection: PostgresExecutor {}
 extension PostgresTransaction: PostgresExecutor {}
+
+/// A thread-safe count.
+final class Counter: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var n = 0
+    func increment() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+}

@@ -32,6 +32,25 @@ actor TestPostgres {
         let name = "t\(getpid())_\(counter)"
         try pg.createDatabase(name)
         let url = pg.url(database: name)
+        try await TestPostgres.prepare(url)
+        return url
+    }
+
+    /// A Postgres server of the test's own (one it may restart), with a prepared database.
+    static func privateServer() async throws -> (server: EmbeddedPostgres, url: String) {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("almanac-pg-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        chmod(base, 0o755)
+        let pg = try EmbeddedPostgres(dataDirectory: "\(base)/pg", port: EmbeddedPostgres.freePort(), logFile: "\(base)/pg.log")
+        try pg.start(logger: Logger(label: "test.postgres"))
+        try pg.createDatabase("t")
+        let url = pg.url(database: "t")
+        try await prepare(url)
+        return (pg, url)
+    }
+
+    /// Migrates a database and adds the test functions' tables.
+    static func prepare(_ url: String) async throws {
         let db = try await PostgresConnection.connect(url: url)
         try await PostgresMigrator(directory: TestPaths.root + "/infra/migrations").migrate(db, logger: Logger(label: "test"))
         try await db.runScript("""
@@ -41,7 +60,6 @@ actor TestPostgres {
             CREATE TABLE test_direct (event_id text NOT NULL, attempt integer NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
             """)
         await db.close()
-        return url
     }
 
     nonisolated(unsafe) static var dataDirectoryToStop: String?

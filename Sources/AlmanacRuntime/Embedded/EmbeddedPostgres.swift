@@ -80,6 +80,13 @@ public struct EmbeddedPostgres: Sendable {
         return (try? run("pg_ctl", ["-D", dataDirectory, "status"])) != nil
     }
 
+    /// Restarts the server (`pg_ctl restart`, with the options it was started with); every
+    /// open connection is cut.
+    /// - Parameter mode: `fast` (roll back open transactions) or `immediate`.
+    public func restart(mode: String = "fast") throws {
+        _ = try run("pg_ctl", ["-D", dataDirectory, "-m", mode, "-l", logFile, "-w", "-t", "60", "restart"])
+    }
+
     /// Stops the server: `fast` rolls back open transactions and disconnects clients.
     public func stop(mode: String = "fast") {
         _ = try? run("pg_ctl", ["-D", dataDirectory, "-m", mode, "-w", "stop"])

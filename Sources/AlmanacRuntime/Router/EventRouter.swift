@@ -59,7 +59,7 @@ public final class EventRouter: Sendable {
             }
             let batch = try await deliver(records)
             if let s = settling { try await s.value }
-            settling = Task { try await self.settle(batch) }
+            settling = Task { try await self.settleSurvivingPostgres(batch) }
         }
         if let s = settling { try await s.value }
         logger.info("router stopped")
@@ -107,6 +107,21 @@ public final class EventRouter: Sendable {
         try await produceAll(routed)
         onRouted(Set(routed.flatMap(\.targets)))
         return Batch(records: records, routed: routed, letters: letters)
+    }
+
+    /// Settles a batch, and when Postgres is away (a restart), tries again with backoff until
+    /// it is back: settling is idempotent (archive and dead letters ignore repeats), and the
+    /// offsets are committed only once it succeeded, so nothing is lost or done twice.
+    func settleSurvivingPostgres(_ batch: Batch) async throws {
+        var delay = 0.2
+        while true {
+            do { return try await settle(batch) } catch let error as PostgresError
+                where (error.code == .connectionLost || error.code == .connectionFailed) && !stopFlag.isSet {
+                logger.warning("Postgres is unavailable; settling the batch again", metadata: ["error": "\(error.message)", "retry_in_s": "\(delay)"])
+                try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+                delay = min(5, delay * 2)
+            }
+        }
     }
 
     /// Archives a delivered batch, stores its dead letters, and commits its offsets.
