@@ -250,6 +250,9 @@ public struct FunctionManifest: Sendable, Equatable {
         return manifests
     }
 
+    /// The longest duration a manifest may give (timeouts, backoffs): 7 days.
+    public static let maxDuration = 604_800.0
+
     /// Parses `90`, `1.5`, `250ms`, `30s`, `5m`, `2h` into seconds.
     public static func parseDuration(_ value: JSONValue) -> Double? {
         if let n = value.numberValue { return n }
@@ -322,6 +325,9 @@ struct ManifestReader {
             throw error(key, "must be a duration such as 30, 500ms, 30s, 5m or 1h, got \(v.serialized())")
         }
         guard seconds >= 0 else { throw error(key, "must be ≥ 0, got \(v.serialized())") }
+        guard seconds <= FunctionManifest.maxDuration else {
+            throw error(key, "must be at most 7 days (604800 s), got \(v.serialized())")
+        }
         return seconds
     }
 

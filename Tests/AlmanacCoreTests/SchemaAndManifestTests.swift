@@ -89,6 +89,9 @@ import Testing
         ("concurrency: -1", "functions/train/function.yaml: concurrency must be ≥ 1, got -1"),
         ("concurency: 2", "functions/train/function.yaml: concurency is not a known field"),
         ("retries: { jitter: 2 }", "functions/train/function.yaml: retries.jitter must be between 0 and 1"),
+        ("timeout: 1e300", "functions/train/function.yaml: timeout must be at most 7 days"),
+        ("idleTimeout: 9999999h", "functions/train/function.yaml: idleTimeout must be at most 7 days"),
+        ("retries: { maxBackoff: .inf }", "functions/train/function.yaml: retries.maxBackoff must be"),
     ])
     func fieldErrors(_ input: (String, String)) {
         let yaml = "name: train\nrun: { executable: x }\nsubscriptions: [{ type: [a] }]\n" + input.0
