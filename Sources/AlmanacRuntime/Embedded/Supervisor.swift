@@ -10,6 +10,7 @@ public actor Supervisor {
         var process: Process?
         var restarts = 0
         var stopping = false
+        var startedAt: ContinuousClock.Instant?
         var beforeRestart: (@Sendable () -> Void)?
     }
 
@@ -59,11 +60,14 @@ public actor Supervisor {
             return
         }
         child.process = p
+        child.startedAt = ContinuousClock.now
         children[name] = child
     }
 
     private func ended(_ name: String, process: Process, status: Int32) async {
         guard var child = children[name], child.process === process, !child.stopping else { return }
+        // A child that ran a minute or more since its last start begins its backoff afresh.
+        if let started = child.startedAt, ContinuousClock.now - started > .seconds(60) { child.restarts = 0 }
         child.restarts += 1
         child.process = nil
         children[name] = child
