@@ -20,6 +20,9 @@ import Testing
         try await d.publish(poison)
         let after = (1...5).map { testEvent("test.fragile", n: $0, subject: "s") }
         for e in after { try await d.publish(e) }
+        // Three abnormal exits in a row: the launcher backs off and reports a crash loop.
+        #expect(try await d.waitForCount("SELECT coalesce(max(consecutive), 0) AS n FROM function_crashes WHERE function = 'fragile'",
+                                         atLeast: CrashLoop.loopingAfter, timeout: .seconds(60)) >= CrashLoop.loopingAfter)
 
         #expect(try await d.waitForCount("SELECT count(*) AS n FROM test_effects WHERE function = 'fragile'", atLeast: 5, timeout: .seconds(120)) == 5,
                 "the events behind the poison were handled")
