@@ -166,7 +166,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(50))
         }
         await watcher.close()
-        try pg.restart(mode: "fast")
+        try await offThePool { try pg.restart(mode: "fast") }
         try await publisher.value
         // The test's own connection met the restart too; it reconnects on its next statement.
         _ = try? await d.db.query("SELECT 1")

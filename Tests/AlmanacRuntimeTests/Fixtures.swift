@@ -13,13 +13,13 @@ actor TestPostgres {
     private var server: EmbeddedPostgres?
     private var counter = 0
 
-    func start() throws -> EmbeddedPostgres {
+    func start() async throws -> EmbeddedPostgres {
         if let server { return server }
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("almanac-tests-\(getpid())").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         chmod(base, 0o755)
         let pg = try EmbeddedPostgres(dataDirectory: "\(base)/pg", port: EmbeddedPostgres.freePort(), logFile: "\(base)/pg.log")
-        try pg.start(logger: Logger(label: "test.postgres"))
+        try await offThePool { try pg.start(logger: Logger(label: "test.postgres")) }
         TestPostgres.stopAtExit(pg)
         server = pg
         return pg
@@ -27,10 +27,10 @@ actor TestPostgres {
 
     /// A new, migrated database and its URL.
     func freshDatabase() async throws -> String {
-        let pg = try start()
+        let pg = try await start()
         counter += 1
         let name = "t\(getpid())_\(counter)"
-        try pg.createDatabase(name)
+        try await offThePool { try pg.createDatabase(name) }
         let url = pg.url(database: name)
         try await TestPostgres.prepare(url)
         return url
@@ -42,8 +42,10 @@ actor TestPostgres {
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         chmod(base, 0o755)
         let pg = try EmbeddedPostgres(dataDirectory: "\(base)/pg", port: EmbeddedPostgres.freePort(), logFile: "\(base)/pg.log")
-        try pg.start(logger: Logger(label: "test.postgres"))
-        try pg.createDatabase("t")
+        try await offThePool {
+            try pg.start(logger: Logger(label: "test.postgres"))
+            try pg.createDatabase("t")
+        }
         let url = pg.url(database: "t")
         try await prepare(url)
         return (pg, url)
@@ -73,6 +75,15 @@ actor TestPostgres {
             let args = ["\(bin)/pg_ctl", "-D", dir, "-m", "immediate", "stop"]
             _ = try? Subprocess.run(getuid() == 0 ? "/usr/sbin/runuser" : args[0], getuid() == 0 ? ["-u", "postgres", "--"] + args : Array(args.dropFirst()))
         }
+    }
+}
+
+/// Runs blocking work (a child process to completion) on a thread of its own rather than on
+/// Swift's cooperative pool, which has one thread per core: blocked there, it would starve
+/// every test running beside it.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { cont in
+        Thread.detachNewThread { cont.resume(with: Result { try work() }) }
     }
 }
 
@@ -268,7 +279,11 @@ final class TestDeployment: @unchecked Sendable {
 
     /// Runs the `almanac` command line against this deployment's database and cluster.
     /// - Returns: its exit status and what it printed (stdout and stderr together).
-    func almanac(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    func almanac(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await offThePool { try self.runAlmanac(arguments) }
+    }
+
+    private func runAlmanac(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "\(TestPaths.binaries)/almanac")
         p.arguments = arguments

@@ -205,7 +205,7 @@ final class WebhookReceiver: @unchecked Sendable {
             // `almanac webhooks redeliver` sends the failed delivery again: same webhook-id, same body.
             let failed = try await d.db.query("SELECT id, webhook_id FROM webhook_deliveries WHERE event_id = 'exp-2'")
             let failedID = failed.first?.text("id") ?? "", webhookID = failed.first?.text("webhook_id") ?? ""
-            let redeliver = try d.almanac(["webhooks", "redeliver", failedID])
+            let redeliver = try await d.almanac(["webhooks", "redeliver", failedID])
             #expect(redeliver.status == 0, "\(redeliver.output)")
             try await waitFor("the redelivery to be recorded") {
                 try await d.count("SELECT count(*) AS n FROM webhook_deliveries WHERE event_id = 'exp-2' AND state = 'delivered'") == 1
@@ -215,7 +215,7 @@ final class WebhookReceiver: @unchecked Sendable {
             #expect(sent.allSatisfy { $0.signatureValid })
             #expect(Set(sent.map(\.body)).count == 1, "the redelivery carried the first attempt's body")
             #expect(try await d.count("SELECT attempts AS n FROM webhook_deliveries WHERE event_id = 'exp-2'") == 2)
-            let unknown = try d.almanac(["webhooks", "redeliver", "999999"])
+            let unknown = try await d.almanac(["webhooks", "redeliver", "999999"])
             #expect(unknown.status != 0)
             #expect(unknown.output.contains("no delivery 999999"), "\(unknown.output)")
             receiver.answer([410])
