@@ -13,15 +13,27 @@ actor TestPostgres {
     private var server: EmbeddedPostgres?
     private var counter = 0
 
+    /// The one server, started by the first caller; the others wait for that start (the
+    /// actor is re-entered while it runs).
     func start() async throws -> EmbeddedPostgres {
         if let server { return server }
+        if let starting { return try await starting.value }
+        let task = Task { try await TestPostgres.startServer() }
+        starting = task
+        let pg = try await task.value
+        server = pg
+        return pg
+    }
+
+    private var starting: Task<EmbeddedPostgres, Error>?
+
+    private static func startServer() async throws -> EmbeddedPostgres {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("almanac-tests-\(getpid())").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         chmod(base, 0o755)
         let pg = try EmbeddedPostgres(dataDirectory: "\(base)/pg", port: EmbeddedPostgres.freePort(), logFile: "\(base)/pg.log")
         try await offThePool { try pg.start(logger: Logger(label: "test.postgres")) }
         TestPostgres.stopAtExit(pg)
-        server = pg
         return pg
     }
 
