@@ -98,6 +98,10 @@ extension CloudEvent {
                 throw EventError(.invalidEvent, "not a valid CloudEvent: 'time' must be an RFC 3339 timestamp, got \(EventLimits.quoted(t))",
                                  attribute: "time")
             }
+            guard (EventLimits.earliestTime...EventLimits.latestTime).contains(parsed) else {
+                throw EventError(.invalidEvent, "not a valid CloudEvent: 'time' must fall in the years 0001-9999 (UTC), got \(EventLimits.quoted(t))",
+                                 attribute: "time")
+            }
             time = parsed
         }
         var ext: [String: String] = [:]

@@ -53,7 +53,7 @@ import Testing
             s("NUL in id", event("", id: #"a\u0000b"#), says: "control character", attribute: "id"),
             s("bell in subject", event(#""subject":"s\u0007""#), says: "'subject' holds a control character", attribute: "subject"),
             s("C1 control in an extension", event(#""region":"eu\u0085""#), says: "'region' holds a control character", attribute: "region"),
-            s("year 0", event(#""time":"0000-06-01T00:00:00Z""#), says: "years 0001-9999", attribute: "time"),
+            s("year 0", event(#""time":"0000-06-01T00:00:00Z""#), says: #"years 0001-9999 (UTC), got "0000-06-01T00:00:00Z""#, attribute: "time"),
             s("year 1 pushed to year 0 by its offset", event(#""time":"0001-01-01T00:00:00+01:00""#), says: "years 0001-9999", attribute: "time"),
             s("30 February", event(#""time":"2026-02-30T00:00:00Z""#), says: "RFC 3339", attribute: "time"),
             s("five-digit year", event(#""time":"10000-01-01T00:00:00Z""#), says: "RFC 3339", attribute: "time"),
