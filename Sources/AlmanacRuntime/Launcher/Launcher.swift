@@ -216,7 +216,12 @@ public actor Launcher {
         processes[id] = nil
         if let gpu = instance.gpu { freeGPUs.append(gpu) }
         let how = signalled ? "killed by signal \(status)" : "exit \(status)"
-        if (signalled || status != 0) && !stopping {
+        // A crash (a non-zero exit, a trap or abort) counts towards a crash loop; SIGKILL comes
+        // from outside (an operator, a chaos test, the OOM killer) and is only logged: the
+        // event it interrupted is bounded by its durable attempts either way.
+        if signalled && status == SIGKILL && !stopping {
+            logger.warning("instance was killed", metadata: ["instance": "\(id)", "function": "\(instance.function)", "status": "\(how)"])
+        } else if (signalled || status != 0) && !stopping {
             var loop = crashes[instance.function] ?? CrashLoop()
             loop.record(how)
             crashes[instance.function] = loop
@@ -302,8 +307,9 @@ public actor Launcher {
     }
 }
 
-/// Consecutive abnormal exits of one function's instances, and the backoff they earn:
-/// 0.5 s after the first, doubling, at most 30 s. A clean exit ends the loop.
+/// Consecutive crashes (non-zero exits, traps, aborts; not SIGKILL) of one function's
+/// instances, and the backoff they earn: 0.5 s after the first, doubling, at most 30 s. A
+/// clean exit ends the loop.
 public struct CrashLoop: Sendable {
     /// Abnormal exits in a row.
     var consecutive = 0
