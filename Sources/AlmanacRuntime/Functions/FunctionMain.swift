@@ -15,6 +15,9 @@ import Logging
 /// once, even across a crashed `serve`. It exits 1 with a clear message when its
 /// configuration is wrong or a service fails.
 public enum FunctionMain {
+    /// Seconds an orphaned instance (its launcher died) has to finish the event in hand before it exits.
+    public static let orphanGrace = 5.0
+
     /// Runs an instance of the function whose manifest the environment names, then exits the process.
     public static func run(_ handler: any FunctionHandler) async -> Never {
         JSONLogHandler.bootstrap()
@@ -36,6 +39,13 @@ public enum FunctionMain {
             let watch = parent == nil ? nil : ParentWatch {
                 signalLogger.warning("the launcher that started this instance is gone; finishing the event in hand and exiting")
                 runtime.stop()
+                // An orphan must not hold its slot for long (its broker may be gone too, and a
+                // send or a close would wait for it): whatever it has not finished by then is
+                // not committed, and the next instance does it again.
+                DispatchQueue.global().asyncAfter(deadline: .now() + FunctionMain.orphanGrace) {
+                    signalLogger.warning("the event in hand did not finish within \(FunctionMain.orphanGrace) s of the launcher's death; exiting")
+                    exit(0)
+                }
             }
             if let parent, getppid() != parent { runtime.stop() }
             let reason = try await runtime.run()
