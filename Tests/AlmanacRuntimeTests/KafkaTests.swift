@@ -57,17 +57,19 @@ import Testing
         let producer = try KafkaProducer(configuration: cluster.configuration)
         try await producer.send(topic: "long", key: nil, value: Data("a".utf8))
         try await producer.send(topic: "long", key: nil, value: Data("b".utf8))
-        // max.poll.interval.ms is the limit librdkafka enforces between polls: 6 s here, and the
-        // "handler" below takes 9 s while polling paused partitions, as the SDK does.
+        // max.poll.interval.ms is the limit librdkafka enforces between polls: 15 s here, and the
+        // "handler" below takes 20 s while polling paused partitions, as the SDK does. (The
+        // interval leaves room for this test's own polls to wait while CPU-bound suites beside
+        // it hold every thread of the cooperative pool; at 6 s they once did not.)
         let consumer = try KafkaConsumer(configuration: cluster.configuration, groupID: "slow", topics: ["long"], assignment: .group,
-                                         extra: ["max.poll.interval.ms": "6000", "session.timeout.ms": "6000"])
+                                         extra: ["max.poll.interval.ms": "15000", "session.timeout.ms": "6000"])
         var first: KafkaRecord?
         let deadline = ContinuousClock.now + .seconds(20)
         while first == nil && ContinuousClock.now < deadline { first = try await consumer.poll(timeout: .milliseconds(100)) }
         let record = try #require(first)
         #expect(record.value == Data("a".utf8))
         try await consumer.pause()
-        let handlerEnds = ContinuousClock.now + .seconds(9)
+        let handlerEnds = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < handlerEnds {
             #expect(try await consumer.poll(timeout: .milliseconds(100)) == nil, "paused: nothing is fetched")
         }
