@@ -1,3 +1,4 @@
+import AlmanacCore
 import AlmanacPostgres
 import Foundation
 
@@ -58,11 +59,8 @@ public struct Dataset: Sendable, Equatable {
     /// Whether the deep model trains for it.
     public var trainsDeep: Bool { models != "statistical" }
 
-    /// Whether `name` is a valid dataset name: 1–100 of letters, digits, `-`, `_`, `.`, not starting with `.`.
-    public static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 100 && !name.hasPrefix(".")
-            && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.".unicodeScalars.contains($0) }
-    }
+    /// Whether `name` is a valid dataset name: a `Slug` of at most 100 characters.
+    public static func isValidName(_ name: String) -> Bool { Slug.isValid(name, maxLength: Slug.maxDatasetLength) }
 }
 
 /// Reads and writes `datasets`.
@@ -70,9 +68,8 @@ public enum DatasetStore {
     /// Creates a dataset.
     /// - Throws: `PipelineError` when the name is invalid, the horizon not positive, or the dataset exists.
     public static func create(_ d: Dataset, in db: PostgresConnection) async throws {
-        guard Dataset.isValidName(d.name) else {
-            throw PipelineError("dataset name \"\(d.name)\" is invalid: use 1–100 letters, digits, '-', '_' or '.'")
-        }
+        if let problem = Slug.problem(d.name, what: "dataset", maxLength: Slug.maxDatasetLength) { throw PipelineError(problem) }
+        if let problem = Slug.problem(d.tenant, what: "tenant", maxLength: Slug.maxTenantLength) { throw PipelineError(problem) }
         guard d.horizon > 0 else { throw PipelineError("--horizon must be ≥ 1, got \(d.horizon)") }
         guard !d.quantiles.isEmpty, d.quantiles.allSatisfy({ $0 > 0 && $0 < 1 }) else {
             throw PipelineError("quantiles must be between 0 and 1, got \(d.quantiles)")

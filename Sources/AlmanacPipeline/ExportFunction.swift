@@ -6,7 +6,7 @@ import Foundation
 
 /// The export function: on `almanac.forecast.created`, replaces the dataset's rows in
 /// `latest_forecasts` (one transaction: a reader sees one forecast or the other, never a mix),
-/// writes `<export>/<dataset>/<forecast>.csv` (`item_id,date,p10,p50,p90`, as Amazon Forecast
+/// writes `<export>/<tenant>/<dataset>/<forecast>.csv` (`item_id,date,p10,p50,p90`, as Amazon Forecast
 /// exports) and a chart (`.svg`: history, p50 and the outer band for the first items), and
 /// emits `almanac.forecast.exported`.
 public struct ExportFunction: FunctionHandler {
@@ -21,19 +21,32 @@ public struct ExportFunction: FunctionHandler {
     /// Exports one forecast.
     public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
         let db = context.database
-        guard let id = event.jsonData?["forecast_id"]?.stringValue, let name = event.jsonData?["dataset"]?.stringValue else {
+        guard let id = event.jsonData?["forecast_id"]?.stringValue, let named = event.jsonData?["dataset"]?.stringValue else {
             throw FunctionError("the event has no forecast_id or dataset", retriable: false)
         }
-        let head = try await db.query("SELECT tenant, dataset, array_to_string(quantiles, ',') AS q, created_at FROM forecasts WHERE id = $1", [id])
-        guard let f = head.first else { throw FunctionError("forecast \(id) is not stored", retriable: false) }
-        let tenant: String = try f.decode("tenant")
+        // The forecast is looked up within the event's tenant: another tenant's forecast id is
+        // "not stored" here, and the folder is named by what Postgres holds, not by the event.
+        let tenant = event.tenant
+        let head = try await db.query("""
+            SELECT dataset, array_to_string(quantiles, ',') AS q, created_at FROM forecasts WHERE tenant = $1 AND id = $2
+            """, [tenant, id])
+        guard let f = head.first else {
+            throw FunctionError("forecast \(EventLimits.quoted(id)) is not stored for tenant \(tenant)", retriable: false)
+        }
+        let name: String = try f.decode("dataset")
+        guard named == name else {
+            throw FunctionError("forecast \(id) is of dataset \(name), not \(EventLimits.quoted(named)) as the event says", retriable: false)
+        }
         let levels = (f.text("q") ?? "").split(separator: ",").compactMap { Double($0) }
         let points = try await db.query("""
             SELECT item_id, ts, mean, array_to_string(q, ',') AS q FROM forecast_points WHERE forecast_id = $1 ORDER BY item_id, ts
             """, [id])
 
         // The CSV, written whole to a temporary name and renamed.
-        let dir = URL(fileURLWithPath: folder).appendingPathComponent(name)
+        let dir: URL
+        do { dir = try Self.directory(root: folder, tenant: tenant, dataset: name) } catch let e as InvalidName {
+            throw FunctionError(e.message, retriable: false)
+        }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var csv = "item_id,date," + levels.map(ForecastEngine.columnName(for:)).joined(separator: ",") + "\n"
         var byItem: [(String, [(Date, [Double])])] = []
@@ -84,6 +97,14 @@ public struct ExportFunction: FunctionHandler {
             "csv": .string(csvURL.path), "chart": .string(chartURL.path),
         ])
         context.logger.info("forecast exported", metadata: ["dataset": "\(name)", "forecast": "\(id)", "csv": "\(csvURL.path)"])
+    }
+
+    /// The dataset's export folder, `<root>/<tenant>/<dataset>`: each tenant's exports apart.
+    /// - Throws: `InvalidName` when the tenant or dataset is not a `Slug`.
+    public static func directory(root: String, tenant: String, dataset: String) throws -> URL {
+        try Slug.check(tenant, what: "tenant", maxLength: Slug.maxTenantLength)
+        try Slug.check(dataset, what: "dataset", maxLength: Slug.maxDatasetLength)
+        return URL(fileURLWithPath: root).appendingPathComponent(tenant, isDirectory: true).appendingPathComponent(dataset, isDirectory: true)
     }
 
     func write(_ text: String, to url: URL) throws {

@@ -22,7 +22,10 @@ public struct ForecastPlan: Sendable {
         let stat = d.trainsStatistical ? try await Predictor.latest(tenant: d.tenant, dataset: d.name, kind: .statistical, in: db) : nil
         let deep = d.trainsDeep ? try await Predictor.latest(tenant: d.tenant, dataset: d.name, kind: .deep, in: db) : nil
         if let id = event.jsonData?["predictor_id"]?.stringValue {
-            guard try await Predictor.load(id: id, in: db) != nil else { throw FunctionError("predictor \(id) is not stored", retriable: false) }
+            // Looked up within the dataset: another tenant's (or dataset's) predictor is not stored here.
+            guard let named = try await Predictor.load(id: id, in: db), named.tenant == d.tenant, named.dataset == d.name else {
+                throw FunctionError("predictor \(EventLimits.quoted(id)) is not stored for dataset \(d.name) of tenant \(d.tenant)", retriable: false)
+            }
         } else {
             guard let newest = [stat, deep].compactMap({ $0?.datasetVersion }).max() else {
                 logger.info("no predictor yet; the train functions make one", metadata: ["dataset": "\(d.name)"])

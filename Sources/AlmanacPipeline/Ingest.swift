@@ -2,8 +2,9 @@ import AlmanacCore
 import AlmanacPostgres
 import Foundation
 
-/// The folder data files must come from: `file://` paths in data-arrival events are resolved
-/// (symlinks included) and refused unless they lie inside it.
+/// The folder data files must come from, one part per tenant (`<root>/<tenant>/<dataset>/<file>`):
+/// `file://` paths in a tenant's data-arrival events are resolved (symlinks included) and
+/// refused unless they lie inside that tenant's part.
 public struct DropFolder: Sendable {
     /// The folder, resolved.
     public let root: URL
@@ -14,9 +15,19 @@ public struct DropFolder: Sendable {
         root = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL
     }
 
-    /// The file a `file://` URL or a path relative to the folder names.
-    /// - Throws: `PipelineError` when it lies outside the folder, is not a regular file, or is missing.
-    public func resolve(_ location: String) throws -> URL {
+    /// The tenant's own part of the folder, `<root>/<tenant>`: its data arrivals may name
+    /// files there and nowhere else (another tenant's files included).
+    /// - Throws: `PipelineError` when the tenant's name is not a `Slug`.
+    public func folder(of tenant: String) throws -> URL {
+        if let problem = Slug.problem(tenant, what: "tenant", maxLength: Slug.maxTenantLength) { throw PipelineError(problem) }
+        return root.appendingPathComponent(tenant, isDirectory: true)
+    }
+
+    /// The file a `file://` URL, an absolute path or a path relative to the tenant's folder names.
+    /// - Throws: `PipelineError` when it lies outside the tenant's folder (symlinks are
+    ///   followed first), is not a regular file, or is missing.
+    public func resolve(_ location: String, tenant: String) throws -> URL {
+        let own = try folder(of: tenant)
         var path = location
         if path.hasPrefix("file://") {
             guard let url = URL(string: path), url.isFileURL else { throw PipelineError("\"\(location)\" is not a valid file:// URL") }
@@ -24,10 +35,10 @@ public struct DropFolder: Sendable {
         } else if path.contains("://") {
             throw PipelineError("\"\(location)\" uses an unsupported scheme; give a file:// URL inside the drop folder or an http(s):// URL")
         }
-        let candidate = path.hasPrefix("/") ? URL(fileURLWithPath: path) : root.appendingPathComponent(path)
+        let candidate = path.hasPrefix("/") ? URL(fileURLWithPath: path) : own.appendingPathComponent(path)
         let resolved = candidate.resolvingSymlinksInPath().standardizedFileURL
-        guard resolved.path.hasPrefix(root.path + "/") else {
-            throw PipelineError("\(location) is outside the drop folder \(root.path); only files inside it are ingested")
+        guard resolved.path.hasPrefix(own.path + "/") else {
+            throw PipelineError("\(location) is outside the drop folder of tenant \(tenant), \(own.path); only files inside it are ingested")
         }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: resolved.path, isDirectory: &isDirectory) else {
@@ -109,6 +120,8 @@ public struct Ingest: Sendable {
     public let id: String
     /// Where the data came from (for reports).
     public let source: String
+    /// The data-arrival event's source: with the tenant and `id`, what names the event.
+    public let eventSource: String
     /// The file's columns beyond the three required ones.
     public private(set) var relatedColumns: [String] = []
     /// How the rows were checked (decides where the scratch table's typed values are read from).
@@ -131,19 +144,22 @@ public struct Ingest: Sendable {
     public static let requiredColumns = ["item_id", "timestamp", "target_value"]
 
     /// Makes an ingest.
-    public init(dataset: Dataset, id: String, source: String) {
+    public init(dataset: Dataset, id: String, source: String, eventSource: String = "") {
         self.dataset = dataset
         self.id = id
         self.source = source
+        self.eventSource = eventSource
     }
 
-    /// The scratch table's name: fixed letters and a hash of the ingest id, so it is a safe identifier.
-    var stagingTable: String {
-        "ingest_staging_" + FNV1a.hex(id)
-    }
+    /// A hash of the tenant, event source and id: two tenants' (or producers') ingests with
+    /// the same event id never share a table.
+    var tableKey: String { FNV1a.hex([dataset.tenant, eventSource, id].joined(separator: "\u{1F}")) }
+
+    /// The scratch table's name: fixed letters and the ingest's hash, so it is a safe identifier.
+    var stagingTable: String { "ingest_staging_" + tableKey }
 
     /// The prefix of this ingest's batch tables (one per attempt).
-    var batchPrefix: String { "observation_batch_" + FNV1a.hex(id) + "_" }
+    var batchPrefix: String { "observation_batch_" + tableKey + "_" }
 
     /// The batch table's name.
     var batchTable: String { batchPrefix + String(batch ?? 0) }

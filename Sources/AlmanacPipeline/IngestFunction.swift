@@ -4,7 +4,7 @@ import AlmanacRuntime
 import Foundation
 
 /// The ingest function: on `almanac.data.arrived`, loads the named file (a `file://` path in the
-/// drop folder, or an `http(s)://` URL fetched with libcurl) into the dataset and
+/// tenant's part of the drop folder, or an `http(s)://` URL fetched with libcurl) into the dataset and
 /// emits `almanac.dataset.imported`, or `almanac.dataset.rejected` with the report when the
 /// file is refused (the dataset then stays as it was).
 ///
@@ -31,13 +31,13 @@ public struct IngestFunction: FunctionHandler {
         guard let dataset = try await DatasetStore.find(tenant: event.tenant, name: name, in: db) else {
             var report = IngestReport()
             report.rejection = "dataset \(name) does not exist for tenant \(event.tenant); create it with `almanac datasets create \(name) --horizon H`"
-            return reject(Ingest(dataset: Dataset(tenant: event.tenant, name: name, horizon: 1), id: event.id, source: location), report, context)
+            return reject(Ingest(dataset: Dataset(tenant: event.tenant, name: name, horizon: 1), id: event.id, source: location, eventSource: event.source), report, context)
         }
-        var ingest = Ingest(dataset: dataset, id: event.id, source: location)
+        var ingest = Ingest(dataset: dataset, id: event.id, source: location, eventSource: event.source)
         let file: URL
         let fetched = location.lowercased().hasPrefix("http://") || location.lowercased().hasPrefix("https://")
         do {
-            file = fetched ? try await fetcher.fetch(location, id: event.id) : try drop.resolve(location)
+            file = fetched ? try await fetcher.fetch(location, id: event.id) : try drop.resolve(location, tenant: event.tenant)
         } catch let e as PipelineError {
             var report = IngestReport()
             report.rejection = e.message

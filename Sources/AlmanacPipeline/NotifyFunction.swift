@@ -30,7 +30,7 @@ public struct NotifyFunction: FunctionHandler {
         let db = context.database
         if event.type == Self.retryType {
             guard let id = event.jsonData?["delivery_id"]?.intValue else { throw FunctionError("retry event without delivery_id", retriable: false) }
-            return try await deliver(id, context: context)
+            return try await deliver(id, context: context, asAttempt: event.jsonData?["attempt"]?.intValue)
         }
         let body = event.structuredJSON().serialized()
         for endpoint in try await Webhooks.endpoints(tenant: event.tenant, in: db) where endpoint.wants(event.type) {
@@ -44,14 +44,20 @@ public struct NotifyFunction: FunctionHandler {
         }
     }
 
-    /// One attempt at a pending delivery; records it and decides what follows.
-    func deliver(_ id: Int, context: FunctionContext) async throws {
+    /// One attempt at a pending delivery of the event's tenant; records it and decides what follows.
+    /// - Parameter asAttempt: for a retry, the attempt it was scheduled as: a retry for any
+    ///   other attempt (a stale duplicate, or a forged one) is ignored, so it spends nothing.
+    func deliver(_ id: Int, context: FunctionContext, asAttempt: Int? = nil) async throws {
         let db = context.database
         let rows = try await db.query("""
             SELECT d.webhook_id, d.body, d.state, d.attempts, e.id AS endpoint, e.url, e.secret, e.allow_private, e.disabled_at IS NOT NULL AS disabled
-            FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1
-            """, [id])
+            FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1 AND e.tenant = $2
+            """, [id, context.event.tenant])
         guard let d = rows.first, d.text("state") == "pending" else { return }
+        if let asAttempt, asAttempt != (try d.decode("attempts", as: Int.self)) + 1 {
+            context.logger.info("webhook retry ignored: not the attempt due", metadata: ["delivery": "\(id)", "attempt": "\(asAttempt)"])
+            return
+        }
         guard d.text("disabled") != "t" else {
             try await db.execute("UPDATE webhook_deliveries SET state = 'failed', last_error = 'endpoint disabled' WHERE id = $1", [id])
             return

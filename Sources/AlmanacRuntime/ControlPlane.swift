@@ -80,8 +80,8 @@ public final class ControlPlane: Sendable {
         /// milliseconds instead of waiting for the group to notice its dead predecessor
         /// (the session timeout). `ALMANAC_ROUTER_GROUP=1` turns it on for replicas.
         public var routerGroup: Bool
-        /// A drop folder to watch: files at `<folder>/<dataset>/<file>` are announced as
-        /// `almanac.data.arrived` (nil: no watcher).
+        /// A drop folder to watch: files at `<folder>/<tenant>/<dataset>/<file>` are announced
+        /// as that tenant's `almanac.data.arrived` (nil: no watcher).
         public var watchedDropFolder: String?
 
         /// Makes a configuration.

@@ -7,7 +7,7 @@ import Foundation
 struct Datasets: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create, list and show datasets.",
-        discussion: "A file dropped at .almanac/drop/NAME/<file>.csv is a data arrival for dataset NAME.",
+        discussion: "A file dropped at .almanac/drop/TENANT/NAME/<file>.csv is a data arrival for dataset NAME of TENANT.",
         subcommands: [Create.self, List.self, Show.self])
 
     struct Create: AsyncParsableCommand {
@@ -53,7 +53,7 @@ struct Datasets: AsyncParsableCommand {
                 throw ValidationError(e.message)
             }
             print("created dataset \(name) (horizon \(horizon), quantiles \(levels.sorted().map { String($0) }.joined(separator: ",")), models \(models))")
-            print("drop files into \(client.state)/drop/\(name)/ or publish almanac.data.arrived with {\"dataset\": \"\(name)\", \"url\": …}")
+            print("drop files into \(client.state)/drop/\(tenant)/\(name)/ or publish almanac.data.arrived with {\"dataset\": \"\(name)\", \"url\": …}")
         }
     }
 

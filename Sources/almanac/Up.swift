@@ -219,8 +219,8 @@ struct Serve: AsyncParsableCommand {
     @Option var httpPort: Int = 8787
     @Option var functions: String?
     @Option var logDir: String = ".almanac/logs"
-    @Option(help: "The drop folder: a file at DROP/<dataset>/<file> is announced as almanac.data.arrived.") var drop: String = ".almanac/drop"
-    @Option(help: "The export folder for forecast CSVs and charts.") var export: String = ".almanac/export"
+    @Option(help: "The drop folder: a file at DROP/<tenant>/<dataset>/<file> is announced as that tenant's almanac.data.arrived.") var drop: String = ".almanac/drop"
+    @Option(help: "The export folder for forecast CSVs and charts (EXPORT/<tenant>/<dataset>/).") var export: String = ".almanac/export"
 
     func run() async throws {
         JSONLogHandler.bootstrap()

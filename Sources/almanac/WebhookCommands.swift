@@ -90,13 +90,15 @@ struct WebhooksCommand: AsyncParsableCommand {
 
         func run() async throws {
             let db = try await client.database()
-            let n = try await db.execute("""
-                UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = now() WHERE id = $1
+            let rows = try await db.query("""
+                UPDATE webhook_deliveries d SET state = 'pending', next_attempt_at = now() FROM webhook_endpoints e
+                WHERE d.id = $1 AND e.id = d.endpoint_id RETURNING e.tenant
                 """, [id])
             await db.close()
-            guard n == 1 else { throw ValidationError("no delivery \(id); see `almanac webhooks deliveries`") }
+            guard let row = rows.first else { throw ValidationError("no delivery \(id); see `almanac webhooks deliveries`") }
             var e = CloudEvent(id: UUID().uuidString.lowercased(), source: "almanac/cli", type: NotifyFunction.retryType, subject: nil,
                                json: ["delivery_id": .number(Double(id))])
+            e.tenant = try row.decode("tenant")  // notify finds a delivery only within its endpoint's tenant
             e.traceparent = CloudEvent.newTraceparent()
             let producer = try KafkaProducer(configuration: try client.kafka())
             let r = e.kafkaBinary()

@@ -129,3 +129,18 @@ import Testing
         #expect(abs(p.backoff(afterAttempt: 2, random: 0.999999) - 2.4) < 1e-5)
     }
 }
+
+/// Tenant and dataset names become folder names: only slugs are names.
+@Suite struct SlugTests {
+    @Test func namesThatCannotLeaveTheirFolder() throws {
+        for good in ["acme", "sales-2026", "a_b.c", "A1", String(repeating: "x", count: 63)] {
+            #expect(Slug.isValid(good, maxLength: Slug.maxTenantLength), "\(good)")
+        }
+        for bad in ["", ".", "..", ".hidden", "a/b", "../x", "a b", "naïve", "a\u{0}b", "tab\t", String(repeating: "x", count: 64)] {
+            #expect(!Slug.isValid(bad, maxLength: Slug.maxTenantLength), "\(bad)")
+        }
+        #expect(throws: InvalidName.self) { try Slug.check("../..", what: "dataset", maxLength: 100) }
+        let said = Slug.problem("a\u{1}/b", what: "tenant", maxLength: 63) ?? ""
+        #expect(said.hasPrefix("tenant name \"a\\u0001/b\" is invalid"), "\(said)")
+    }
+}

@@ -84,8 +84,8 @@ import Testing
                 body += "\(item),\(RFC3339.format(start.addingTimeInterval(Double(day) * 86400)).prefix(10)),\(v),\(Int(promo))\n"
             }
         }
-        try FileManager.default.createDirectory(atPath: "\(d.dropDirectory)/shop", withIntermediateDirectories: true)
-        let path = "\(d.dropDirectory)/shop/history.csv"
+        try FileManager.default.createDirectory(atPath: "\(d.dropDirectory)/default/shop", withIntermediateDirectories: true)
+        let path = "\(d.dropDirectory)/default/shop/history.csv"
         try Data(body.utf8).write(to: URL(fileURLWithPath: path))
         return "file://" + path
     }

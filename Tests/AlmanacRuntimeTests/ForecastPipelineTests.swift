@@ -81,8 +81,8 @@ final class WebhookReceiver: @unchecked Sendable {
     }
 
     func drop(_ d: TestDeployment, _ name: String, _ body: String) throws -> String {
-        try FileManager.default.createDirectory(atPath: "\(d.dropDirectory)/shop", withIntermediateDirectories: true)
-        let path = "\(d.dropDirectory)/shop/\(name)"
+        try FileManager.default.createDirectory(atPath: "\(d.dropDirectory)/default/shop", withIntermediateDirectories: true)
+        let path = "\(d.dropDirectory)/default/shop/\(name)"
         try Data(("item_id,timestamp,target_value\n" + body).utf8).write(to: URL(fileURLWithPath: path))
         return "file://" + path
     }
@@ -122,10 +122,10 @@ final class WebhookReceiver: @unchecked Sendable {
             let first = try await d.db.query("SELECT DISTINCT forecast_id FROM latest_forecasts")
             #expect(first.count == 1)
             let firstID = try #require(first.first?.text("forecast_id"))
-            let csv = try String(contentsOfFile: "\(d.exportDirectory)/shop/\(firstID).csv", encoding: .utf8)
+            let csv = try String(contentsOfFile: "\(d.exportDirectory)/default/shop/\(firstID).csv", encoding: .utf8)
             #expect(csv.hasPrefix("item_id,date,p10,p50,p90\n"))
             #expect(csv.split(separator: "\n").count == 22)
-            let svg = try String(contentsOfFile: "\(d.exportDirectory)/shop/\(firstID).svg", encoding: .utf8)
+            let svg = try String(contentsOfFile: "\(d.exportDirectory)/default/shop/\(firstID).svg", encoding: .utf8)
             #expect(svg.contains("<svg") && svg.contains("<polygon") && svg.contains(">A<"))
             // Quantiles in the table never cross.
             #expect(try await d.count("SELECT count(*) AS n FROM latest_forecasts WHERE NOT (q[1] <= q[2] AND q[2] <= q[3])") == 0)

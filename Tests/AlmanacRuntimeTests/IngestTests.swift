@@ -25,8 +25,8 @@ import Testing
     }
 
     func write(_ d: TestDeployment, _ name: String, _ text: String) throws -> String {
-        try FileManager.default.createDirectory(atPath: "\(d.dropDirectory)/sales", withIntermediateDirectories: true)
-        let path = "\(d.dropDirectory)/sales/\(name)"
+        try FileManager.default.createDirectory(atPath: "\(d.dropDirectory)/default/sales", withIntermediateDirectories: true)
+        let path = "\(d.dropDirectory)/default/sales/\(name)"
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         return "file://" + path
     }
@@ -135,21 +135,26 @@ import Testing
         let before = try await d.db.query("SELECT item_id, ts, value FROM observations ORDER BY 1, 2").map { "\($0.text("item_id")!)|\($0.text("ts")!)|\($0.text("value")!)" }
 
         var cases = Self.badFiles.map { file -> (String, String) in
-            let path = "\(d.dropDirectory)/sales/\(file.name)"
+            let path = "\(d.dropDirectory)/default/sales/\(file.name)"
             FileManager.default.createFile(atPath: path, contents: Data(file.body))
             return ("file://" + path, file.reason)
         }
         // Locations that are not files in the drop folder.
         let outside = FileManager.default.temporaryDirectory.appendingPathComponent("outside-\(UUID().uuidString).csv").path
         try "item_id,timestamp,target_value\nA,2026-01-01,1\n".write(toFile: outside, atomically: true, encoding: .utf8)
-        try FileManager.default.createSymbolicLink(atPath: "\(d.dropDirectory)/sales/link.csv", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: "\(d.dropDirectory)/default/sales/link.csv", withDestinationPath: outside)
+        // Another tenant's file, in its own part of the drop folder.
+        try FileManager.default.createDirectory(atPath: "\(d.dropDirectory)/acme/sales", withIntermediateDirectories: true)
+        try "item_id,timestamp,target_value\nA,2026-01-01,1\n".write(toFile: "\(d.dropDirectory)/acme/sales/theirs.csv", atomically: true, encoding: .utf8)
         cases += [
-            ("file://\(d.dropDirectory)/sales/../../../../../../etc/passwd", "outside the drop folder"),
+            ("file://\(d.dropDirectory)/acme/sales/theirs.csv", "outside the drop folder of tenant default"),
+            ("../acme/sales/theirs.csv", "outside the drop folder of tenant default"),
+            ("file://\(d.dropDirectory)/default/sales/../../../../../../etc/passwd", "outside the drop folder"),
             ("file://" + outside, "outside the drop folder"),
-            ("file://\(d.dropDirectory)/sales/link.csv", "outside the drop folder"),
+            ("file://\(d.dropDirectory)/default/sales/link.csv", "outside the drop folder"),
             ("../../etc/hostname", "outside the drop folder"),
-            ("file://\(d.dropDirectory)/sales/missing.csv", "does not exist"),
-            ("file://\(d.dropDirectory)/sales", "is a folder"),
+            ("file://\(d.dropDirectory)/default/sales/missing.csv", "does not exist"),
+            ("file://\(d.dropDirectory)/default/sales", "is a folder"),
             ("ftp://example.com/data.csv", "unsupported scheme"),
         ]
         #expect(cases.count >= 30)

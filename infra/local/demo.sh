@@ -56,10 +56,10 @@ echo "== almanac webhooks add --url http://127.0.0.1:PORT/hook --events 'almanac
 awk '/^secret/ {print $2}' "$HOOKS/endpoint.txt" > "$HOOKS/secret"
 
 echo
-echo "== data arrives: $SAMPLE/m4-hourly-history.csv dropped into $STATE/drop/$DATASET/ (the watcher publishes almanac.data.arrived)"
-mkdir -p "$STATE/drop/$DATASET"
-cp "$SAMPLE/m4-hourly-history.csv" "$STATE/drop/$DATASET/.history.csv.part"
-mv "$STATE/drop/$DATASET/.history.csv.part" "$STATE/drop/$DATASET/history.csv"
+echo "== data arrives: $SAMPLE/m4-hourly-history.csv dropped into $STATE/drop/default/$DATASET/ (the watcher publishes almanac.data.arrived)"
+mkdir -p "$STATE/drop/default/$DATASET"
+cp "$SAMPLE/m4-hourly-history.csv" "$STATE/drop/default/$DATASET/.history.csv.part"
+mv "$STATE/drop/default/$DATASET/.history.csv.part" "$STATE/drop/default/$DATASET/history.csv"
 wait_for "the first export" "SELECT count(*) FROM event_archive WHERE type = 'almanac.forecast.exported' AND subject = '$DATASET'" 1
 wait_for "the webhook" "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered' AND event_type = 'almanac.forecast.exported'" 1
 echo
@@ -69,7 +69,7 @@ psql "$DATABASE_URL" -c "SELECT type, source, left(event->>'data', 110) AS data 
 echo "== the forecast table (almanac query --dataset $DATASET --item H1 | head)"
 "$ALMANAC" query --state "$STATE" --dataset "$DATASET" --item H1 | head -n 6
 echo "..."
-EXPORT_DIR="$STATE/export/$DATASET"
+EXPORT_DIR="$STATE/export/default/$DATASET"
 echo "== the export: $EXPORT_DIR/latest.csv ($(($(wc -l < "$EXPORT_DIR/latest.csv") - 1)) rows) and the chart $EXPORT_DIR/latest.svg"
 head -n 3 "$EXPORT_DIR/latest.csv"
 echo "== the webhook, as the receiver saw it"
@@ -77,9 +77,9 @@ cat "$HOOKS/receiver.log"
 
 echo
 echo "== later data arrives: the next 48 hours of the same series (the M4 test set), with almanac publish"
-cp "$SAMPLE/m4-hourly-next.csv" "$STATE/drop/$DATASET/.next.csv"
+cp "$SAMPLE/m4-hourly-next.csv" "$STATE/drop/default/$DATASET/.next.csv"
 "$ALMANAC" publish --state "$STATE" --type almanac.data.arrived --subject "$DATASET" \
-  --data "{\"dataset\": \"$DATASET\", \"url\": \"file://$PWD/$STATE/drop/$DATASET/.next.csv\"}"
+  --data "{\"dataset\": \"$DATASET\", \"url\": \"file://$PWD/$STATE/drop/default/$DATASET/.next.csv\"}"
 wait_for "the monitor's measurement" "SELECT count(*) FROM accuracy_measurements WHERE dataset = '$DATASET'" 1
 echo "== the monitor measured the live forecast on the new actuals"
 psql "$DATABASE_URL" -c "SELECT forecast_id, points, round(wape::numeric, 4) AS wape, round(mase::numeric, 3) AS mase,

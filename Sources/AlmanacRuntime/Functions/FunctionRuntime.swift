@@ -318,9 +318,9 @@ public final class FunctionRuntime: Sendable {
         let cluster = clusterID
         let applied = try await database.transaction { tx -> Bool in
             let marked = try await tx.exec("""
-                INSERT INTO processed_events (function, event_id, tenant, outcome) VALUES ($1, $2, $3, 'succeeded')
+                INSERT INTO processed_events (function, event_id, tenant, source, outcome) VALUES ($1, $2, $3, $4, 'succeeded')
                 ON CONFLICT DO NOTHING
-                """, [name, event.id, event.tenant])
+                """, [name, event.id, event.tenant, event.source])
             if marked == 0 { return false }
             try await AttemptLedger.close(function: name, event: event, in: tx)
             for effect in effects { try await effect(tx) }
@@ -348,9 +348,9 @@ public final class FunctionRuntime: Sendable {
             try await ConsumerPositions.advance(function: name, cluster: cluster, past: record, in: tx)
             if let event {
                 try await tx.exec("""
-                    INSERT INTO processed_events (function, event_id, tenant, outcome) VALUES ($1, $2, $3, 'dead_lettered')
+                    INSERT INTO processed_events (function, event_id, tenant, source, outcome) VALUES ($1, $2, $3, $4, 'dead_lettered')
                     ON CONFLICT DO NOTHING
-                    """, [name, event.id, event.tenant])
+                    """, [name, event.id, event.tenant, event.source])
                 try await AttemptLedger.close(function: name, event: event, in: tx)
                 try await InvocationLog.record(function: name, event: event, instance: instance, attempt: attempts, outcome: .deadLettered,
                                                error: error, startedAt: Date(), duration: 0, in: tx)

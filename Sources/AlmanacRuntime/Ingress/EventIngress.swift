@@ -192,9 +192,11 @@ public final class TenantDirectory: @unchecked Sendable {
     /// Creates a tenant with this bearer token, or sets the token of an existing tenant
     /// (only its SHA-256 digest is stored).
     /// - Returns: whether a row was written.
+    /// - Throws: `InvalidName` when the name is not a `Slug` (it names the tenant's folders).
     @discardableResult
     public static func ensure(tenant: String, token: String, in db: PostgresConnection) async throws -> Bool {
-        try await db.exec("""
+        try Slug.check(tenant, what: "tenant", maxLength: Slug.maxTenantLength)
+        return try await db.exec("""
             INSERT INTO tenants (id, token_sha256) VALUES ($1, encode(sha256(convert_to($2, 'UTF8')), 'hex'))
             ON CONFLICT (id) DO UPDATE SET token_sha256 = EXCLUDED.token_sha256
             """, [tenant, token]) > 0

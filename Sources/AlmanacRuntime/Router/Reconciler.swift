@@ -106,12 +106,18 @@ struct Reconciler {
         repeat {
             let (events, next) = try await EventArchive.page(in: database, .init(since: from, clock: .archived), after: cursor)
             cursor = next
-            let done = try await database.query("SELECT function, event_id FROM processed_events WHERE event_id = ANY($1::text[])",
-                                                [events.map(\.id)])
-            let processed = Set(done.map { "\($0.text("function") ?? "")\u{0}\($0.text("event_id") ?? "")" })
+            let done = try await database.query("""
+                SELECT p.function, p.tenant, p.source, p.event_id FROM processed_events p
+                JOIN unnest($1::text[], $2::text[], $3::text[]) AS e(tenant, source, id)
+                  ON p.tenant = e.tenant AND p.source = e.source AND p.event_id = e.id
+                """, [events.map(\.tenant), events.map(\.source), events.map(\.id)])
+            let processed = Set(done.map { row in
+                ["function", "tenant", "source", "event_id"].map { row.text($0) ?? "" }.joined(separator: "\u{0}")
+            })
             for event in events {
                 let document = EventPattern.document(for: event)
-                for m in manifests where m.subscribes(toDocument: document) && !processed.contains("\(m.name)\u{0}\(event.id)") {
+                for m in manifests where m.subscribes(toDocument: document)
+                    && !processed.contains([m.name, event.tenant, event.source, event.id].joined(separator: "\u{0}")) {
                     let r = event.kafkaBinary()
                     try await producer.send(topic: m.inputTopic, key: r.key, value: r.value, headers: r.headers)
                     delivered += 1

@@ -4,8 +4,9 @@ import Foundation
 import Logging
 
 /// Watches the drop folder and publishes `almanac.data.arrived` for each file that appears at
-/// `<folder>/<dataset>/<file>` once its size and modification time have held still for one
-/// poll (a file still being written is not announced) — the way S3 event notifications
+/// `<folder>/<tenant>/<dataset>/<file>`, as that tenant's event, once its size and
+/// modification time have held still for one poll (a file still being written is not
+/// announced) — the way S3 event notifications
 /// announce new objects. Hidden files (`.name`) are ignored. The event id is derived from the
 /// path, size and modification time, so the same file is announced once.
 final class DropFolderWatcher: @unchecked Sendable {
@@ -36,32 +37,41 @@ final class DropFolderWatcher: @unchecked Sendable {
 
     /// One look at the folder: announces files that have settled since the last look.
     func poll() async {
-        let fm = FileManager.default
-        guard let datasets = try? fm.contentsOfDirectory(atPath: folder) else { return }
         var seen: [String: String] = [:]
-        for dataset in datasets where !dataset.hasPrefix(".") {
-            let dir = "\(folder)/\(dataset)"
-            guard let files = try? fm.contentsOfDirectory(atPath: dir) else { continue }
-            for file in files where !file.hasPrefix(".") {
-                let path = "\(dir)/\(file)"
-                guard let a = try? fm.attributesOfItem(atPath: path), (a[.type] as? FileAttributeType) == .typeRegular else { continue }
-                let stamp = "\((a[.size] as? NSNumber)?.intValue ?? 0)-\(((a[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0))"
-                seen[path] = stamp
-                let key = path + "@" + stamp
-                guard lastSeen[path] == stamp, !announced.contains(key) else { continue }
-                var e = CloudEvent(id: "drop-" + FNV1a.hex(key), source: "almanac/drop-watcher", type: "almanac.data.arrived", subject: dataset,
-                                   json: ["dataset": .string(dataset), "url": .string("file://" + path)])
-                e.tenant = "default"
-                let record = e.kafkaBinary()
-                do {
-                    try await producer.send(topic: Outbox.busTopic, key: record.key, value: record.value, headers: record.headers)
-                    announced.insert(key)
-                    logger.info("data file dropped", metadata: ["dataset": "\(dataset)", "file": "\(path)", "event": "\(e.id)"])
-                } catch {
-                    logger.warning("cannot announce a dropped file; will retry", metadata: ["file": "\(path)", "error": "\(error)"])
-                }
+        for (tenant, dataset, path, stamp) in Self.files(in: folder) {
+            seen[path] = stamp
+            let key = path + "@" + stamp
+            guard lastSeen[path] == stamp, !announced.contains(key) else { continue }
+            var e = CloudEvent(id: "drop-" + FNV1a.hex(key), source: "almanac/drop-watcher", type: "almanac.data.arrived", subject: dataset,
+                               json: ["dataset": .string(dataset), "url": .string("file://" + path)])
+            e.tenant = tenant
+            let record = e.kafkaBinary()
+            do {
+                try await producer.send(topic: Outbox.busTopic, key: record.key, value: record.value, headers: record.headers)
+                announced.insert(key)
+                logger.info("data file dropped", metadata: ["tenant": "\(tenant)", "dataset": "\(dataset)", "file": "\(path)", "event": "\(e.id)"])
+            } catch {
+                logger.warning("cannot announce a dropped file; will retry", metadata: ["file": "\(path)", "error": "\(error)"])
             }
         }
         lastSeen = seen
+    }
+
+    /// The regular files at `<folder>/<tenant>/<dataset>/<file>` whose tenant and dataset
+    /// are slugs, with a stamp of their size and modification time. Hidden names are skipped.
+    static func files(in folder: String) -> [(tenant: String, dataset: String, path: String, stamp: String)] {
+        let fm = FileManager.default
+        func entries(_ dir: String) -> [String] { ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter { !$0.hasPrefix(".") }.sorted() }
+        var found: [(String, String, String, String)] = []
+        for tenant in entries(folder) where Slug.isValid(tenant, maxLength: Slug.maxTenantLength) {
+            for dataset in entries("\(folder)/\(tenant)") where Slug.isValid(dataset, maxLength: Slug.maxDatasetLength) {
+                for file in entries("\(folder)/\(tenant)/\(dataset)") {
+                    let path = "\(folder)/\(tenant)/\(dataset)/\(file)"
+                    guard let a = try? fm.attributesOfItem(atPath: path), (a[.type] as? FileAttributeType) == .typeRegular else { continue }
+                    found.append((tenant, dataset, path, "\((a[.size] as? NSNumber)?.intValue ?? 0)-\(((a[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0))"))
+                }
+            }
+        }
+        return found
     }
 }

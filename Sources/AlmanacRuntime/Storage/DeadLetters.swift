@@ -9,6 +9,8 @@ public struct DeadLetter: Sendable {
     public var stage: String
     /// The event id, when the record decoded.
     public var eventID: String?
+    /// The event's source, when the record decoded (with tenant and id, what names the event).
+    public var eventSource: String?
     /// The event type, when the record decoded.
     public var eventType: String?
     /// The tenant, when known.
@@ -36,6 +38,7 @@ public struct DeadLetter: Sendable {
     public init(stage: String, record: KafkaRecord, event: CloudEvent?, errorCode: String, error: String, attempts: Int) {
         self.stage = stage
         self.eventID = event?.id
+        self.eventSource = event?.source
         self.eventType = event?.type
         self.tenant = event?.tenant ?? "default"
         self.errorCode = errorCode
@@ -69,19 +72,20 @@ public struct DeadLetter: Sendable {
 
 /// The dead-letter table and topic.
 public enum DeadLetterStore {
-    /// Inserts a dead letter; a second one for the same stage and event while the first is open is ignored.
+    /// Inserts a dead letter; a second one for the same stage and event (tenant, source, id)
+    /// while the first is open is ignored.
     /// - Returns: the new row's id, or nil when it was already there.
     @discardableResult
     public static func insert(_ letter: DeadLetter, into db: any PostgresExecutor) async throws -> Int64? {
         let rows = try await db.query("""
             INSERT INTO dead_letters (stage, event_id, event_type, tenant, error_code, error, attempts, source_topic,
-                                      source_partition, source_offset, record_key, record_value, record_headers)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)
+                                      source_partition, source_offset, record_key, record_value, record_headers, event_source)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14)
             ON CONFLICT DO NOTHING RETURNING id
             """, [storable(letter.stage), letter.eventID.map(storable), letter.eventType.map(storable), storable(letter.tenant),
                   letter.errorCode, storable(letter.error),
                   letter.attempts, letter.sourceTopic, letter.sourcePartition, letter.sourceOffset, letter.key, letter.value,
-                  DeadLetter.encodeHeaders(letter.headers).serialized()])
+                  DeadLetter.encodeHeaders(letter.headers).serialized(), letter.eventSource.map(storable)])
         return try rows.first?.decode("id", as: Int64.self)
     }
 
@@ -113,7 +117,8 @@ extension DeadLetterStore {
     public static func redrive(ids: [Int64], all: Bool = false, stage: String? = nil, db: PostgresConnection,
                                producer: KafkaProducer) async throws -> [(id: Int64, topic: String)] {
         let rows = try await db.query("""
-            SELECT id, stage, event_id, record_key, record_value, record_headers::text AS headers FROM dead_letters
+            SELECT id, stage, event_id, tenant, coalesce(event_source, '') AS event_source, record_key, record_value,
+                   record_headers::text AS headers FROM dead_letters
             WHERE status = 'open' AND (($1 AND ($2::text IS NULL OR stage = $2)) OR id = ANY($3::bigint[])) ORDER BY id
             """, [all, stage, ids])
         var done: [(Int64, String)] = []
@@ -126,8 +131,10 @@ extension DeadLetterStore {
             // back); the letter is marked redriven only once Kafka acknowledged the record, so a
             // failed produce leaves it open to redrive again.
             if let eventID = r.text("event_id") {
-                try await db.exec("DELETE FROM processed_events WHERE function = $1 AND event_id = $2 AND outcome = 'dead_lettered'",
-                                  [stage, eventID])
+                try await db.exec("""
+                    DELETE FROM processed_events
+                    WHERE function = $1 AND tenant = $3 AND source = $4 AND event_id = $2 AND outcome = 'dead_lettered'
+                    """, [stage, eventID, try r.decode("tenant", as: String.self), try r.decode("event_source", as: String.self)])
             }
             try await producer.send(topic: topic, key: try r.decodeIfPresent("record_key", as: Data.self),
                                     value: try r.decodeIfPresent("record_value", as: Data.self), headers: headers)

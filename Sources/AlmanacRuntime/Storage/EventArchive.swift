@@ -5,7 +5,7 @@ import Foundation
 /// The archive of every event the ingress accepted and the router saw: for `almanac
 /// replay`, and what the control plane reconciles a new Kafka cluster from.
 public enum EventArchive {
-    /// Stores events; an event archived before (same source and id) is left as it was.
+    /// Stores events; an event archived before (same tenant, source and id) is left as it was.
     public static func store(_ events: [CloudEvent], in db: any PostgresExecutor) async throws {
         guard !events.isEmpty else { return }
         try await db.exec("""
@@ -49,14 +49,15 @@ public enum EventArchive {
         }
     }
 
-    /// Where a page ended: the last event's archive time (as Postgres wrote it), id and source.
+    /// Where a page ended: the last event's archive time (as Postgres wrote it), id, source and tenant.
     public struct Cursor: Sendable, Equatable {
         var archivedAt: String
         var id: String
         var source: String
+        var tenant: String
     }
 
-    /// One page of matching events in archive order (archive time, then id and source), and
+    /// One page of matching events in archive order (archive time, then id, source and tenant), and
     /// the cursor to pass for the next page (nil after the last).
     public static func page(in db: PostgresConnection, _ filter: Filter, after: Cursor? = nil,
                             limit: Int = 1000) async throws -> (events: [CloudEvent], next: Cursor?) {
@@ -67,21 +68,22 @@ public enum EventArchive {
                 UNION
                 SELECT a.id FROM event_archive a JOIN chain c ON a.causation_id = c.id
             )
-            SELECT event::text AS event, archived_at::text AS at, id, source FROM event_archive
+            SELECT event::text AS event, archived_at::text AS at, id, source, tenant FROM event_archive
             WHERE ($1::timestamptz IS NULL OR \(column) >= $1)
               AND ($2::timestamptz IS NULL OR \(column) < $2)
               AND ($3::text IS NULL OR type = $3)
               AND ($4::text IS NULL OR subject = $4)
               AND ($5::text IS NULL OR id IN (SELECT id FROM chain))
-              AND ($7::timestamptz IS NULL OR (archived_at, id, source) > ($7, $8, $9))
-            ORDER BY archived_at, id, source
+              AND ($7::timestamptz IS NULL OR (archived_at, id, source, tenant) > ($7, $8, $9, $10))
+            ORDER BY archived_at, id, source, tenant
             LIMIT $6
             """, [filter.since, filter.until, filter.type, filter.subject, filter.causation, max(1, limit),
-                  after?.archivedAt, after?.id, after?.source])
+                  after?.archivedAt, after?.id, after?.source, after?.tenant])
         let events = try rows.map { try CloudEvent(structured: Data(try $0.decode("event", as: String.self).utf8)) }
         guard rows.count == max(1, limit) else { return (events, nil) }
         let last = rows[rows.count - 1]
-        return (events, Cursor(archivedAt: try last.decode("at"), id: try last.decode("id"), source: try last.decode("source")))
+        return (events, Cursor(archivedAt: try last.decode("at"), id: try last.decode("id"), source: try last.decode("source"),
+                               tenant: try last.decode("tenant")))
     }
 
     /// Every matching event in archive order, page by page (for tests and small archives;

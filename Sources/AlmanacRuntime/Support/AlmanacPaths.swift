@@ -14,9 +14,9 @@ public struct AlmanacPaths: Sendable {
     public var events: String { "\(root)/events" }
     /// The migrations' folder.
     public var migrations: String { "\(root)/infra/migrations" }
-    /// The drop folder: a file at `drop/<dataset>/<file>` is a data arrival for that dataset.
+    /// The drop folder: a file at `drop/<tenant>/<dataset>/<file>` is a data arrival for that tenant's dataset.
     public var drop: String { "\(root)/.almanac/drop" }
-    /// The export folder: forecasts as CSV and charts, per dataset.
+    /// The export folder: forecasts as CSV and charts, per tenant and dataset.
     public var export: String { "\(root)/.almanac/export" }
 
     /// Makes paths.
