@@ -51,6 +51,7 @@ let package = Package(
             "AlmanacCore", "AlmanacKafka", "AlmanacPostgres", "AlmanacHTTP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The forecasting pipeline's domain: datasets, ingest, predictors, forecasts, webhooks.
         .target(name: "AlmanacPipeline", dependencies: [

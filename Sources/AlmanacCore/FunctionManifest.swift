@@ -253,11 +253,11 @@ public struct FunctionManifest: Sendable, Equatable {
     /// The longest duration a manifest may give (timeouts, backoffs): 7 days.
     public static let maxDuration = 604_800.0
 
-    /// Parses `90`, `1.5`, `250ms`, `30s`, `5m`, `2h` into seconds.
+    /// Parses `90`, `1.5`, `250ms`, `30s`, `5m`, `2h`, `30d` into seconds.
     public static func parseDuration(_ value: JSONValue) -> Double? {
         if let n = value.numberValue { return n }
         guard let s = value.stringValue?.trimmingCharacters(in: .whitespaces), !s.isEmpty else { return nil }
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         for (suffix, scale) in units where s.hasSuffix(suffix) {
             if let n = Double(s.dropLast(suffix.count)) { return n * scale }
         }

@@ -9,8 +9,8 @@ import Logging
 ///
 /// Each (endpoint, event) pair is one delivery with a fixed `webhook-id` and body (the
 /// CloudEvent in structured JSON), so a receiver never sees one id with two payloads. Requests
-/// are signed per Standard Webhooks. A 2xx delivers; 5xx, 408, 429 (honouring `Retry-After`),
-/// timeouts and connection errors are retried on `RetrySchedule` through a scheduled
+/// are signed per Standard Webhooks (with the previous secret too while a rotation overlaps).
+/// A 2xx delivers; 5xx, 408, 429 (honouring `Retry-After`), timeouts and connection errors are retried on `RetrySchedule` through a scheduled
 /// `almanac.webhook.retry` event (the function need not stay up in between); other 4xx fail
 /// at once; 410 also disables the endpoint. Every attempt is stored in `webhook_attempts`.
 public struct NotifyFunction: FunctionHandler {
@@ -50,7 +50,8 @@ public struct NotifyFunction: FunctionHandler {
     func deliver(_ id: Int, context: FunctionContext, asAttempt: Int? = nil) async throws {
         let db = context.database
         let rows = try await db.query("""
-            SELECT d.webhook_id, d.body, d.state, d.attempts, e.id AS endpoint, e.url, e.secret, e.allow_private, e.disabled_at IS NOT NULL AS disabled
+            SELECT d.webhook_id, d.body, d.state, d.attempts, e.id AS endpoint, e.url, e.secret, e.allow_private, e.disabled_at IS NOT NULL AS disabled,
+                   CASE WHEN e.previous_until > now() THEN e.previous_secret END AS previous_secret
             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1 AND e.tenant = $2
             """, [id, context.event.tenant])
         guard let d = rows.first, d.text("state") == "pending" else { return }
@@ -62,7 +63,9 @@ public struct NotifyFunction: FunctionHandler {
             try await db.execute("UPDATE webhook_deliveries SET state = 'failed', last_error = 'endpoint disabled' WHERE id = $1", [id])
             return
         }
-        let webhookID: String = try d.decode("webhook_id"), url: String = try d.decode("url"), secret: String = try d.decode("secret")
+        let webhookID: String = try d.decode("webhook_id"), url: String = try d.decode("url")
+        // During a secret rotation's overlap, the previous secret signs too.
+        let secrets = [try d.decode("secret", as: String.self)] + [d.text("previous_secret")].compactMap { $0 }
         let body = Data(try d.decode("body", as: String.self).utf8)
         let attempt = try d.decode("attempts", as: Int.self) + 1
         let timestamp = Int(Date().timeIntervalSince1970)
@@ -73,7 +76,7 @@ public struct NotifyFunction: FunctionHandler {
             let response = try await client.send(HTTPClientRequest(method: "POST", url: url, headers: [
                 ("Content-Type", "application/json"), ("User-Agent", "almanac-webhooks/1"),
                 ("webhook-id", webhookID), ("webhook-timestamp", String(timestamp)),
-                ("webhook-signature", Webhooks.signature(secret: secret, id: webhookID, timestamp: timestamp, body: body)),
+                ("webhook-signature", Webhooks.signatures(secrets: secrets, id: webhookID, timestamp: timestamp, body: body)),
             ], body: body, timeout: 15, connectTimeout: 5, maxBodyBytes: Self.maxResponseBytes, truncateBody: true, resolve: pins))
             status = response.status
             retryAfter = response.header("retry-after").flatMap { RetrySchedule.retryAfterSeconds($0) }

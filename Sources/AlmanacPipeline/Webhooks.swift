@@ -57,6 +57,29 @@ public enum Webhooks {
         }
     }
 
+    /// Gives an endpoint of the tenant a new secret; the old one goes on signing beside it
+    /// (two `v1,` signatures in one header, as Standard Webhooks allows) for `overlap` seconds,
+    /// so a receiver can switch to the new secret without refusing a delivery.
+    /// - Returns: the new secret.
+    /// - Throws: `PipelineError` when the tenant has no such endpoint or the overlap is out of bounds.
+    public static func rotateSecret(endpoint id: String, tenant: String, overlap: Double, in db: PostgresConnection) async throws -> String {
+        guard overlap.isFinite, overlap >= 0, overlap <= 7 * 86_400 else {
+            throw PipelineError("the overlap must be between 0 and 7 days, got \(overlap) s")
+        }
+        let secret = "whsec_" + Data(randomBytes(24)).base64EncodedString()
+        let n = try await db.execute("""
+            UPDATE webhook_endpoints SET previous_secret = secret, previous_until = now() + make_interval(secs => $3), secret = $4
+            WHERE id = $1 AND tenant = $2
+            """, [id, tenant, overlap, secret])
+        guard n == 1 else { throw PipelineError("tenant \(tenant) has no webhook endpoint \(EventLimits.quoted(id)); see `almanac webhooks list`") }
+        return secret
+    }
+
+    /// The `webhook-signature` header for a delivery: one `v1,` signature per secret, space-separated.
+    public static func signatures(secrets: [String], id: String, timestamp: Int, body: Data) -> String {
+        secrets.map { signature(secret: $0, id: id, timestamp: timestamp, body: body) }.joined(separator: " ")
+    }
+
     /// The `webhook-signature` value: `v1,` and base64 of HMAC-SHA256 over `id.timestamp.body`
     /// keyed with the secret's base64-decoded part after `whsec_`.
     public static func signature(secret: String, id: String, timestamp: Int, body: Data) -> String {

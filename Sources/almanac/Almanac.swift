@@ -11,7 +11,7 @@ struct Almanac: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Almanac: an event-driven runtime for forecasting pipelines, on Kafka and Postgres.",
         subcommands: [
-            Up.self, Publish.self, Status.self, Datasets.self, WebhooksCommand.self, Query.self, DLQ.self, Replay.self, Logs.self, Bench.self, ForecastCommand.self,
+            Up.self, Publish.self, Status.self, Tenants.self, Tokens.self, Datasets.self, WebhooksCommand.self, Query.self, DLQ.self, Replay.self, Logs.self, Bench.self, ForecastCommand.self,
             Serve.self, Broker.self, FunctionCommand.self,
         ])
 }
@@ -28,6 +28,19 @@ struct ClientOptions: ParsableArguments {
             throw ValidationError("DATABASE_URL is not set and \(state)/endpoints.env was not found: run `almanac up` first, or export DATABASE_URL.")
         }
         return try await PostgresConnection.connect(url: url, applicationName: "almanac-cli", logger: Logger(label: "almanac.cli"))
+    }
+
+    /// Runs `body` with a connection to the installation's database, closed afterwards.
+    func withDatabase<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let db = try await database()
+        do {
+            let result = try await body(db)
+            await db.close()
+            return result
+        } catch {
+            await db.close()
+            throw error
+        }
     }
 
     func kafka() throws -> KafkaConfiguration {

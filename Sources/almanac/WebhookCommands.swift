@@ -16,7 +16,7 @@ struct WebhooksCommand: AsyncParsableCommand {
             (v1,<base64 HMAC-SHA256 of id.timestamp.body> keyed by the secret after whsec_, base64-decoded). \
             The body is the CloudEvent in structured JSON.
             """,
-        subcommands: [Add.self, List.self, Deliveries.self, Redeliver.self])
+        subcommands: [Add.self, List.self, RotateSecret.self, Deliveries.self, Redeliver.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add an endpoint; prints its id and its secret (shown once).")
@@ -57,6 +57,30 @@ struct WebhooksCommand: AsyncParsableCommand {
                 print(["id", "tenant", "url", "types", "allow_private", "disabled"].map { r.text($0) ?? "" }.joined(separator: "\t"))
             }
             await db.close()
+        }
+    }
+
+    struct RotateSecret: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-secret",
+            abstract: "Give an endpoint a new secret; the old one signs too until the overlap ends. Prints the new secret (shown once).")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The endpoint id (ep_…).") var id: String
+        @Option(help: "The tenant.") var tenant: String = "default"
+        @Option(help: "How long the old secret goes on signing beside the new one (0 to 7d).") var overlap: String = "24h"
+
+        func run() async throws {
+            guard let seconds = FunctionManifest.parseDuration(.string(overlap)) else {
+                throw ValidationError("--overlap must be a duration such as 30m, 24h or 0, got \(EventLimits.quoted(overlap))")
+            }
+            do {
+                let secret = try await client.withDatabase { try await Webhooks.rotateSecret(endpoint: id, tenant: tenant, overlap: seconds, in: $0) }
+                print("endpoint \(id)")
+                print("secret   \(secret)")
+                print("(shown once; until the overlap ends each delivery carries a v1 signature by the new secret and one by the old)")
+            } catch let e as PipelineError {
+                throw ValidationError(e.message)
+            }
         }
     }
 

@@ -17,6 +17,8 @@ final class WebhookReceiver: @unchecked Sendable {
         var signatureValid: Bool
         var status: Int
         var type: String?
+        var timestamp = ""
+        var signature = ""
     }
 
     private let lock = NSLock()
@@ -32,16 +34,22 @@ final class WebhookReceiver: @unchecked Sendable {
     /// The accepted (2xx) deliveries.
     var accepted: [Delivery] { deliveries.filter { (200..<300).contains($0.status) } }
 
-    func handle(id: String, timestamp: String, signature: String, body: Data) -> Int {
-        // The signature, computed here independently of the code under test.
+    /// Whether one of the header's `v1,` signatures is `secret`'s, computed here independently
+    /// of the code under test.
+    static func verifies(secret: String, id: String, timestamp: String, signature: String, body: Data) -> Bool {
         let key = SymmetricKey(data: Data(base64Encoded: String(secret.dropFirst("whsec_".count))) ?? Data())
         let mac = HMAC<SHA256>.authenticationCode(for: Data("\(id).\(timestamp).".utf8) + body, using: key)
         let expected = "v1," + Data(mac).base64EncodedString()
-        let valid = signature.split(separator: " ").contains { $0 == expected }
+        return signature.split(separator: " ").contains { $0 == expected }
+    }
+
+    func handle(id: String, timestamp: String, signature: String, body: Data) -> Int {
+        let valid = Self.verifies(secret: secret, id: id, timestamp: timestamp, signature: signature, body: body)
         let type = (try? JSONValue(parsing: body))?["type"]?.stringValue
         return lock.withLock {
             let status = statuses.isEmpty ? 200 : statuses.removeFirst()
-            received.append(Delivery(id: id, body: body, signatureValid: valid, status: valid ? status : 401, type: type))
+            received.append(Delivery(id: id, body: body, signatureValid: valid, status: valid ? status : 401, type: type,
+                                     timestamp: timestamp, signature: signature))
             return valid ? status : 401
         }
     }
@@ -222,6 +230,54 @@ final class WebhookReceiver: @unchecked Sendable {
             e.id = "exp-3"
             try await d.publish(e)
             try await waitFor("the 410") { try await d.count("SELECT count(*) AS n FROM webhook_endpoints WHERE disabled_at IS NOT NULL") == 1 }
+            await d.shutdown()
+        }
+    }
+
+    /// `almanac webhooks rotate-secret`: during the overlap each delivery carries a signature by
+    /// the new secret and one by the old; after it, by the new one only.
+    @Test func aRotatedSecretSignsBesideTheOldOneUntilTheOverlapEnds() async throws {
+        let receiver = WebhookReceiver()
+        try await receiver.serve { port in
+            let d = try await TestDeployment(functions: [], pipeline: ["notify"])
+            let endpoint = try await Webhooks.add(tenant: "default", url: "http://127.0.0.1:\(port)/hook",
+                                                  eventTypes: ["almanac.forecast.exported"], allowPrivate: true, in: d.db)
+            try await d.startControlPlane()
+            func rotate(overlap: String, tenant: String = "default") async throws -> (status: Int32, secret: String, output: String) {
+                let r = try await d.almanac(["webhooks", "rotate-secret", endpoint.id, "--overlap", overlap, "--tenant", tenant])
+                let secret = r.output.split(separator: "\n").first { $0.hasPrefix("secret ") }.map { String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
+                return (r.status, secret ?? "", r.output)
+            }
+            func deliver(_ id: String) async throws -> WebhookReceiver.Delivery {
+                var e = CloudEvent(id: id, source: "test", type: "almanac.forecast.exported", subject: "shop",
+                                   json: ["dataset": "shop", "forecast_id": "fc-1", "rows": 3, "csv": "/x.csv", "chart": "/x.svg"])
+                e.tenant = "default"
+                try await d.publish(e)
+                try await waitFor("the delivery of \(id)") {
+                    try await d.count("SELECT count(*) AS n FROM webhook_deliveries WHERE event_id = $1 AND state = 'delivered'", [id]) == 1
+                }
+                return try #require(receiver.accepted.last)
+            }
+            func verifies(_ secret: String, _ r: WebhookReceiver.Delivery) -> Bool {
+                WebhookReceiver.verifies(secret: secret, id: r.id, timestamp: r.timestamp, signature: r.signature, body: r.body)
+            }
+            let other = try await rotate(overlap: "1h", tenant: "globex")
+            #expect(other.status != 0 && other.output.contains("tenant globex has no webhook endpoint"), "\(other.output)")
+            let bad = try await rotate(overlap: "30d")
+            #expect(bad.status != 0 && bad.output.contains("between 0 and 7 days"), "\(bad.output)")
+
+            let second = try await rotate(overlap: "1h")
+            #expect(second.status == 0 && second.secret.hasPrefix("whsec_") && second.secret != endpoint.secret, "\(second.output)")
+            receiver.secret = second.secret
+            let during = try await deliver("rot-1")
+            #expect(during.signature.split(separator: " ").count == 2)
+            #expect(verifies(second.secret, during) && verifies(endpoint.secret, during), "both secrets sign during the overlap")
+
+            let third = try await rotate(overlap: "0")
+            receiver.secret = third.secret
+            let after = try await deliver("rot-2")
+            #expect(after.signature.split(separator: " ").count == 1)
+            #expect(verifies(third.secret, after) && !verifies(second.secret, after) && !verifies(endpoint.secret, after))
             await d.shutdown()
         }
     }

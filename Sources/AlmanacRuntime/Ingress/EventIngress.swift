@@ -47,8 +47,17 @@ public struct EventIngress: Sendable {
         let router = Router()
         router.get("/healthz") { _, _ in Self.text(.ok, "ok\n") }
         router.get("/readyz") { _, _ in await ready() ? Self.text(.ok, "ready\n") : Self.text(.serviceUnavailable, "not ready\n") }
-        router.get("/metrics") { _, _ in
-            let body = metrics.render() + (await extraMetrics())
+        router.get("/metrics") { request, _ in
+            // Series that name tenants are shown only to an admin token, and only its own tenant's.
+            let headers: [(String, String)] = request.headers.map { ($0.name.canonicalName, $0.value) }
+            var tenant: String?
+            if headers.contains(where: { $0.0 == "authorization" }) {
+                switch await self.authenticate(headers, needed: .admin) {
+                case .success(let c): tenant = c.tenant
+                case .failure(let p): return Self.problem(p.status, p.detail)
+                }
+            }
+            let body = metrics.render(tenant: tenant) + (await extraMetrics())
             return Self.text(.ok, body, contentType: "text/plain; version=0.0.4")
         }
         router.post("/events") { request, _ in await self.accept(request) }
@@ -57,22 +66,36 @@ public struct EventIngress: Sendable {
                            logger: logger)
     }
 
+    /// Who the request's bearer token speaks for, or the answer refusing it (401 without a
+    /// working token, 403 when its scope does not allow `needed`, 503 when Postgres cannot say).
+    func authenticate(_ headers: [(String, String)], needed: TokenScope) async -> Result<Credential, Problem> {
+        let auth = headers.first { $0.0 == "authorization" }?.1 ?? ""
+        guard auth.lowercased().hasPrefix("bearer "), case let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces), !token.isEmpty else {
+            return .failure(Problem(.unauthorized, "missing bearer token: send Authorization: Bearer <token> (ALMANAC_TOKEN in .almanac/endpoints.env)"))
+        }
+        let credential: Credential
+        do {
+            guard let c = try await tenants.credential(forToken: token) else {
+                return .failure(Problem(.unauthorized, "unknown, revoked or expired token"))
+            }
+            credential = c
+        } catch {
+            logger.error("tenant lookup failed", metadata: ["error": "\(error)"])
+            return .failure(Problem(.serviceUnavailable, "tenant directory unavailable; retry later"))
+        }
+        guard credential.scope.allows(needed) else {
+            return .failure(Problem(.forbidden, "token \(credential.tokenID) has scope \(credential.scope.rawValue); this needs \(needed.rawValue) or admin"))
+        }
+        return .success(credential)
+    }
+
     func accept(_ incoming: Request) async -> Response {
         var request = incoming
         let headers: [(String, String)] = request.headers.map { ($0.name.canonicalName, $0.value) }
-        let auth = headers.first { $0.0 == "authorization" }?.1 ?? ""
-        guard auth.lowercased().hasPrefix("bearer "), case let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces), !token.isEmpty else {
-            return Self.problem(.unauthorized, "missing bearer token: send Authorization: Bearer <token> (ALMANAC_TOKEN in .almanac/endpoints.env)")
-        }
         let tenant: String
-        do {
-            guard let t = try await tenants.tenant(forToken: token) else {
-                return Self.problem(.unauthorized, "unknown token")
-            }
-            tenant = t
-        } catch {
-            logger.error("tenant lookup failed", metadata: ["error": "\(error)"])
-            return Self.problem(.serviceUnavailable, "tenant directory unavailable; retry later")
+        switch await authenticate(headers, needed: .publish) {
+        case .success(let c): tenant = c.tenant
+        case .failure(let p): return Self.problem(p.status, p.detail)
         }
         let body: Data
         do { body = Data((try await request.collectBody(upTo: Self.maxBody)).readableBytesView) } catch {
@@ -120,7 +143,9 @@ public struct EventIngress: Sendable {
             return Self.problem(.serviceUnavailable, "the events are on the bus but could not be recorded in Postgres: \(error); "
                                     + "send them again (their ids make a second copy harmless)")
         }
-        metrics.increment("almanac_ingress_events_total", by: Double(events.count), labels: ["tenant": tenant], help: "Events accepted over HTTP")
+        metrics.increment("almanac_ingress_events_total", by: Double(events.count), help: "Events accepted over HTTP")
+        metrics.increment("almanac_ingress_tenant_events_total", by: Double(events.count), labels: ["tenant": tenant],
+                          help: "Events accepted over HTTP, per tenant (shown to the tenant's admin tokens only)")
         logger.info("accepted events", metadata: ["count": "\(events.count)", "tenant": "\(tenant)", "ids": "\(events.map(\.id).joined(separator: ","))"])
         let answer: JSONValue = ["accepted": .array(events.map { .string($0.id) })]
         return Self.text(.accepted, answer.serialized() + "\n", contentType: "application/json")
@@ -133,6 +158,13 @@ public struct EventIngress: Sendable {
     /// An RFC 9457 problem document: `title` (the status's reason), `status`, `detail` (what
     /// was wrong and where), the same text as `error`, and members such as `attribute` and
     /// `event_index` (the event's place in a batch) when they are known.
+    /// A refusal before any body is read: its status and what it says.
+    struct Problem: Error {
+        var status: HTTPResponse.Status
+        var detail: String
+        init(_ status: HTTPResponse.Status, _ detail: String) { (self.status, self.detail) = (status, detail) }
+    }
+
     static func problem(_ status: HTTPResponse.Status, _ message: String, extra: [String: JSONValue] = [:]) -> Response {
         var body: [String: JSONValue] = ["type": "about:blank", "title": .string(status.reasonPhrase), "status": .number(Double(status.code)),
                                          "detail": .string(message), "error": .string(message)]
@@ -158,55 +190,5 @@ public struct EventIngress: Sendable {
                                  attribute: "data", index: index)
             }
         }
-    }
-}
-
-/// Tenants and their bearer tokens (stored as SHA-256 digests, never in clear).
-public final class TenantDirectory: @unchecked Sendable {
-    // `cache` is guarded by `lock`; it maps a token to its tenant for a minute.
-    private let database: PostgresConnection
-    private let lock = NSLock()
-    private var cache: [String: (tenant: String, until: Date)] = [:]
-
-    /// Makes a directory over the `tenants` table.
-    public init(database: PostgresConnection) { self.database = database }
-
-    /// The tenant a token belongs to, or nil.
-    public func tenant(forToken token: String) async throws -> String? {
-        if let hit = cached(token) { return hit }
-        let rows = try await database.query(
-            "SELECT id FROM tenants WHERE token_sha256 = encode(sha256(convert_to($1, 'UTF8')), 'hex')", [token])
-        guard let id = try rows.first?.decode("id", as: String.self) else { return nil }
-        remember(token, id)
-        return id
-    }
-
-    private func cached(_ token: String) -> String? {
-        lock.withLock { cache[token].flatMap { $0.until > Date() ? $0.tenant : nil } }
-    }
-
-    private func remember(_ token: String, _ tenant: String) {
-        lock.withLock { cache[token] = (tenant, Date().addingTimeInterval(60)) }
-    }
-
-    /// Creates a tenant with this bearer token, or sets the token of an existing tenant
-    /// (only its SHA-256 digest is stored).
-    /// - Returns: whether a row was written.
-    /// - Throws: `InvalidName` when the name is not a `Slug` (it names the tenant's folders).
-    @discardableResult
-    public static func ensure(tenant: String, token: String, in db: PostgresConnection) async throws -> Bool {
-        try Slug.check(tenant, what: "tenant", maxLength: Slug.maxTenantLength)
-        return try await db.exec("""
-            INSERT INTO tenants (id, token_sha256) VALUES ($1, encode(sha256(convert_to($2, 'UTF8')), 'hex'))
-            ON CONFLICT (id) DO UPDATE SET token_sha256 = EXCLUDED.token_sha256
-            """, [tenant, token]) > 0
-    }
-
-    /// A new random token: 32 bytes as base64url.
-    public static func newToken() -> String {
-        var bytes = [UInt8](repeating: 0, count: 32)
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-        return "alm_" + Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 }

@@ -56,25 +56,34 @@ public final class MetricsRegistry: @unchecked Sendable {
         return counters[name]?[MetricsRegistry.labelText(labels)] ?? 0
     }
 
-    /// Everything, in the Prometheus text exposition format.
-    public func render() -> String {
+    /// Everything, in the Prometheus text exposition format. A series with a `tenant` label is
+    /// shown only when it is `tenant`'s (nil: none is), so tenant names reach only those
+    /// who may see them.
+    public func render(tenant: String? = nil) -> String {
         lock.lock(); defer { lock.unlock() }
         var out = ""
         func header(_ name: String, _ type: String) {
             if let h = help[name] { out += "# HELP \(name) \(h)\n" }
             out += "# TYPE \(name) \(type)\n"
         }
+        let own = tenant.map { MetricsRegistry.labelText(["tenant": $0]).dropFirst().dropLast() }
+        func shown(_ labels: String) -> Bool {
+            guard labels.contains("tenant=\"") else { return true }
+            guard let own else { return false }
+            let parts = MetricsRegistry.labelParts(labels)
+            return parts.contains(String(own))
+        }
         for name in counters.keys.sorted() {
             header(name, "counter")
-            for (labels, v) in counters[name]!.sorted(by: { $0.key < $1.key }) { out += "\(name)\(labels) \(MetricsRegistry.number(v))\n" }
+            for (labels, v) in counters[name]!.sorted(by: { $0.key < $1.key }) where shown(labels) { out += "\(name)\(labels) \(MetricsRegistry.number(v))\n" }
         }
         for name in gauges.keys.sorted() {
             header(name, "gauge")
-            for (labels, v) in gauges[name]!.sorted(by: { $0.key < $1.key }) { out += "\(name)\(labels) \(MetricsRegistry.number(v))\n" }
+            for (labels, v) in gauges[name]!.sorted(by: { $0.key < $1.key }) where shown(labels) { out += "\(name)\(labels) \(MetricsRegistry.number(v))\n" }
         }
         for name in histograms.keys.sorted() {
             header(name, "histogram")
-            for (labels, h) in histograms[name]!.sorted(by: { $0.key < $1.key }) {
+            for (labels, h) in histograms[name]!.sorted(by: { $0.key < $1.key }) where shown(labels) {
                 let inner = labels.isEmpty ? "" : String(labels.dropFirst().dropLast()) + ","
                 for (i, b) in Histogram.bounds.enumerated() {
                     out += "\(name)_bucket{\(inner)le=\"\(b)\"} \(MetricsRegistry.number(h.buckets[i]))\n"
@@ -84,6 +93,18 @@ public final class MetricsRegistry: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// The `name="value"` parts of a label text, split at the commas between them (a comma
+    /// inside a quoted value is not a split).
+    static func labelParts(_ labels: String) -> [String] {
+        var parts: [String] = [], current = "", quoted = false, escaped = false
+        for c in labels.dropFirst().dropLast() {
+            if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { quoted.toggle() }
+            if c == ",", !quoted { parts.append(current); current = "" } else { current.append(c) }
+        }
+        if !current.isEmpty { parts.append(current) }
+        return parts
     }
 
     static func number(_ v: Double) -> String { v.rounded() == v && abs(v) < 1e15 ? String(Int64(v)) : "\(v)" }
