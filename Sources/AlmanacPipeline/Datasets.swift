@@ -1,4 +1,5 @@
 import AlmanacCore
+import AlmanacForecast
 import AlmanacPostgres
 import Foundation
 
@@ -46,6 +47,8 @@ public struct Dataset: Sendable, Equatable {
         self.models = models
     }
 
+    /// The longest horizon a dataset may ask for.
+    public static let maxHorizon = 10_000
     /// The default bound on a file's decompressed size: 10 GiB.
     public static let defaultMaxFileBytes: Int64 = 10 << 30
     /// The default bound on one line: 1 MiB.
@@ -70,10 +73,18 @@ public enum DatasetStore {
     public static func create(_ d: Dataset, in db: PostgresConnection) async throws {
         if let problem = Slug.problem(d.name, what: "dataset", maxLength: Slug.maxDatasetLength) { throw PipelineError(problem) }
         if let problem = Slug.problem(d.tenant, what: "tenant", maxLength: Slug.maxTenantLength) { throw PipelineError(problem) }
-        guard d.horizon > 0 else { throw PipelineError("--horizon must be ≥ 1, got \(d.horizon)") }
-        guard !d.quantiles.isEmpty, d.quantiles.allSatisfy({ $0 > 0 && $0 < 1 }) else {
-            throw PipelineError("quantiles must be between 0 and 1, got \(d.quantiles)")
+        guard (1...Dataset.maxHorizon).contains(d.horizon) else { throw PipelineError("horizon must be between 1 and \(Dataset.maxHorizon), got \(d.horizon)") }
+        guard !d.quantiles.isEmpty, d.quantiles.count <= 99, d.quantiles.allSatisfy({ $0 > 0 && $0 < 1 }), Set(d.quantiles).count == d.quantiles.count else {
+            throw PipelineError("quantiles must be 1 to 99 distinct levels between 0 and 1, got \(d.quantiles)")
         }
+        if let f = d.frequency, Frequency(rawValue: f) == nil {
+            throw PipelineError("frequency must be one of \(Frequency.allCases.map(\.rawValue).joined(separator: ", ")), got \(EventLimits.quoted(f))")
+        }
+        guard (0...1).contains(d.maxErrorRate) else { throw PipelineError("max_error_rate must be between 0 and 1, got \(d.maxErrorRate)") }
+        guard d.retrainFactor.isFinite, d.retrainFactor > 0, d.retrainFactor <= 1000 else {
+            throw PipelineError("retrain_factor must be above 0 and at most 1000, got \(d.retrainFactor)")
+        }
+        if let w = d.retrainWAPE, !(w.isFinite && w >= 0 && w <= 1000) { throw PipelineError("retrain_wape must be between 0 and 1000, got \(w)") }
         guard Dataset.modelChoices.contains(d.models) else {
             throw PipelineError("--models must be one of \(Dataset.modelChoices.joined(separator: ", ")), got \"\(d.models)\"")
         }

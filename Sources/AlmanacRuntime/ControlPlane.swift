@@ -83,12 +83,19 @@ public final class ControlPlane: Sendable {
         /// A drop folder to watch: files at `<folder>/<tenant>/<dataset>/<file>` are announced
         /// as that tenant's `almanac.data.arrived` (nil: no watcher).
         public var watchedDropFolder: String?
+        /// More routes on the ingress's server (the forecasting pipeline's `/v1` API).
+        public var routes: [any IngressRoutes]
+        /// Requests a second each tenant may make of the ingress.
+        public var rateLimit: Double
 
         /// Makes a configuration.
         public init(kafka: KafkaConfiguration, databaseURL: String, paths: AlmanacPaths, functionsDirectory: String? = nil,
                     logDirectory: String, httpHost: String = "127.0.0.1", httpPort: Int = 0, gpus: GPUInventory = .init(slots: []),
                     instanceEnvironment: [String: String] = [:], watchedDropFolder: String? = nil,
-                    routerGroup: Bool = ProcessInfo.processInfo.environment["ALMANAC_ROUTER_GROUP"] == "1") {
+                    routerGroup: Bool = ProcessInfo.processInfo.environment["ALMANAC_ROUTER_GROUP"] == "1",
+                    routes: [any IngressRoutes] = [], rateLimit: Double = RateLimiter.defaultRate) {
+            self.routes = routes
+            self.rateLimit = rateLimit
             self.kafka = kafka
             self.databaseURL = databaseURL
             self.paths = paths
@@ -153,7 +160,7 @@ public final class ControlPlane: Sendable {
             (try? await statsDB.query("SELECT 1", [])) != nil
         }, extraMetrics: {
             await ControlPlane.databaseMetrics(statsDB)
-        })
+        }, routes: configuration.routes, rateLimit: configuration.rateLimit)
     }
 
     /// The port the ingress listens on, once it does.

@@ -1,6 +1,7 @@
 import AlmanacCore
 import AlmanacKafka
 import AlmanacPostgres
+import AlmanacPipeline
 @testable import AlmanacRuntime
 import Foundation
 import Logging
@@ -242,8 +243,21 @@ final class TestDeployment: @unchecked Sendable {
 
     var gpus = GPUInventory(slots: [])
 
+    /// Whether the ingress serves the `/v1` API too.
+    var withAPI = false
+    /// Requests a second per tenant, when not the default.
+    var rateLimit: Double?
+    var api: ForecastAPI?
+
     /// Starts the router, the launcher and the ingress in this process.
     func startControlPlane() async throws {
+        var configuration = configuration
+        if let rateLimit { configuration.rateLimit = rateLimit }
+        if withAPI {
+            let api = try await ForecastAPI.connect(url: databaseURL, connections: 2)
+            self.api = api
+            configuration.routes = [api]
+        }
         let plane = try await ControlPlane(configuration: configuration, logger: logger)
         self.plane = plane
         let ended = planeEnded
@@ -258,6 +272,7 @@ final class TestDeployment: @unchecked Sendable {
         if let plane { await plane.stop() }
         planeTask?.cancel()
         _ = try? await planeTask?.value
+        await api?.close()
         await db.close()
     }
 

@@ -20,8 +20,10 @@ else
   $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Python packages: installed when a pinned version is missing or different.
-if python3 - python/requirements.txt <<'PY'
+# Python packages: installed when a pinned version is missing or different — the deep
+# trainer's (python/requirements.txt) and what the tests run (python/requirements-test.txt).
+for requirements in python/requirements.txt python/requirements-test.txt; do
+  if python3 - "$requirements" <<'PY'
 import sys, importlib.metadata as md
 for line in open(sys.argv[1]):
     line = line.split("#")[0].strip()
@@ -35,10 +37,11 @@ for line in open(sys.argv[1]):
     except md.PackageNotFoundError:
         sys.exit(1)
 PY
-then
-  echo "python packages: all present"
-else
-  echo "python packages: installing python/requirements.txt"
-  python3 -m pip install -q -r python/requirements.txt 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages -r python/requirements.txt
-fi
+  then
+    echo "python packages: $requirements all present"
+  else
+    echo "python packages: installing $requirements"
+    python3 -m pip install -q -r "$requirements" 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages -r "$requirements"
+  fi
+done

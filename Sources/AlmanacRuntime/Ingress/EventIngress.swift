@@ -2,6 +2,7 @@ import AlmanacCore
 import AlmanacKafka
 import AlmanacPostgres
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 
@@ -21,6 +22,8 @@ public struct EventIngress: Sendable {
     let metrics: MetricsRegistry
     let ready: @Sendable () async -> Bool
     let extraMetrics: @Sendable () async -> String
+    let routes: [any IngressRoutes]
+    let limiter: RateLimiter
     /// The largest request body accepted.
     public static let maxBody = 16 << 20
 
@@ -29,8 +32,13 @@ public struct EventIngress: Sendable {
     ///   - ready: what `/readyz` reports.
     ///   - extraMetrics: Prometheus text appended to the registry's (e.g. figures read from Postgres).
     /// - Parameter archive: where accepted events are archived before the answer.
+    ///   - routes: more routes on the same server (the `/v1` API), authenticated through `authenticate`.
+    ///   - rateLimit: requests a second each tenant may make (twice that in a burst).
     public init(producer: KafkaProducer, tenants: TenantDirectory, archive: PostgresConnection, logger: Logger, metrics: MetricsRegistry = .shared,
-                ready: @escaping @Sendable () async -> Bool, extraMetrics: @escaping @Sendable () async -> String = { "" }) {
+                ready: @escaping @Sendable () async -> Bool, extraMetrics: @escaping @Sendable () async -> String = { "" },
+                routes: [any IngressRoutes] = [], rateLimit: Double = RateLimiter.defaultRate) {
+        self.routes = routes
+        self.limiter = RateLimiter(rate: rateLimit)
         self.producer = producer
         self.archive = archive
         self.tenants = tenants
@@ -54,21 +62,24 @@ public struct EventIngress: Sendable {
             if headers.contains(where: { $0.0 == "authorization" }) {
                 switch await self.authenticate(headers, needed: .admin) {
                 case .success(let c): tenant = c.tenant
-                case .failure(let p): return Self.problem(p.status, p.detail)
+                case .failure(let p): return p.response
                 }
             }
             let body = metrics.render(tenant: tenant) + (await extraMetrics())
             return Self.text(.ok, body, contentType: "text/plain; version=0.0.4")
         }
         router.post("/events") { request, _ in await self.accept(request) }
+        router.post("/v1/events") { request, _ in await self.accept(request) }
+        for r in routes { r.add(to: router, ingress: self) }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "almanac"),
                            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
                            logger: logger)
     }
 
     /// Who the request's bearer token speaks for, or the answer refusing it (401 without a
-    /// working token, 403 when its scope does not allow `needed`, 503 when Postgres cannot say).
-    func authenticate(_ headers: [(String, String)], needed: TokenScope) async -> Result<Credential, Problem> {
+    /// working token, 403 when its scope does not allow `needed`, 429 with `Retry-After` past
+    /// the tenant's request rate, 503 when Postgres cannot say).
+    public func authenticate(_ headers: [(String, String)], needed: TokenScope) async -> Result<Credential, Problem> {
         let auth = headers.first { $0.0 == "authorization" }?.1 ?? ""
         guard auth.lowercased().hasPrefix("bearer "), case let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces), !token.isEmpty else {
             return .failure(Problem(.unauthorized, "missing bearer token: send Authorization: Bearer <token> (ALMANAC_TOKEN in .almanac/endpoints.env)"))
@@ -86,16 +97,23 @@ public struct EventIngress: Sendable {
         guard credential.scope.allows(needed) else {
             return .failure(Problem(.forbidden, "token \(credential.tokenID) has scope \(credential.scope.rawValue); this needs \(needed.rawValue) or admin"))
         }
+        if let wait = limiter.take(credential.tenant) {
+            let seconds = max(1, Int(wait.rounded(.up)))
+            metrics.increment("almanac_ingress_rate_limited_total", help: "Requests refused for a tenant's request rate")
+            return .failure(Problem(.tooManyRequests, "tenant \(credential.tenant) is over its rate of \(limiter.rate) requests a second; retry after \(seconds) s",
+                                    headers: [("Retry-After", String(seconds))]))
+        }
         return .success(credential)
     }
 
-    func accept(_ incoming: Request) async -> Response {
+    /// Publishes the CloudEvents of a request (`POST /events`, `POST /v1/events`).
+    public func accept(_ incoming: Request) async -> Response {
         var request = incoming
         let headers: [(String, String)] = request.headers.map { ($0.name.canonicalName, $0.value) }
         let tenant: String
         switch await authenticate(headers, needed: .publish) {
         case .success(let c): tenant = c.tenant
-        case .failure(let p): return Self.problem(p.status, p.detail)
+        case .failure(let p): return p.response
         }
         let body: Data
         do { body = Data((try await request.collectBody(upTo: Self.maxBody)).readableBytesView) } catch {
@@ -151,21 +169,35 @@ public struct EventIngress: Sendable {
         return Self.text(.accepted, answer.serialized() + "\n", contentType: "application/json")
     }
 
-    static func text(_ status: HTTPResponse.Status, _ body: String, contentType: String = "text/plain; charset=utf-8") -> Response {
+    /// A response with a text body.
+    public static func text(_ status: HTTPResponse.Status, _ body: String, contentType: String = "text/plain; charset=utf-8") -> Response {
         Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// A refusal: its status, what it says, and headers to send with it (`Retry-After`).
+    public struct Problem: Error, Sendable {
+        /// The HTTP status.
+        public var status: HTTPResponse.Status
+        /// What was wrong and where.
+        public var detail: String
+        /// Extra headers.
+        public var headers: [(String, String)] = []
+        /// Makes a problem.
+        public init(_ status: HTTPResponse.Status, _ detail: String, headers: [(String, String)] = []) {
+            (self.status, self.detail, self.headers) = (status, detail, headers)
+        }
+        /// The problem document answering it.
+        public var response: Response {
+            var r = EventIngress.problem(status, detail)
+            for (k, v) in headers { if let name = HTTPField.Name(k) { r.headers[name] = v } }
+            return r
+        }
     }
 
     /// An RFC 9457 problem document: `title` (the status's reason), `status`, `detail` (what
     /// was wrong and where), the same text as `error`, and members such as `attribute` and
     /// `event_index` (the event's place in a batch) when they are known.
-    /// A refusal before any body is read: its status and what it says.
-    struct Problem: Error {
-        var status: HTTPResponse.Status
-        var detail: String
-        init(_ status: HTTPResponse.Status, _ detail: String) { (self.status, self.detail) = (status, detail) }
-    }
-
-    static func problem(_ status: HTTPResponse.Status, _ message: String, extra: [String: JSONValue] = [:]) -> Response {
+    public static func problem(_ status: HTTPResponse.Status, _ message: String, extra: [String: JSONValue] = [:]) -> Response {
         var body: [String: JSONValue] = ["type": "about:blank", "title": .string(status.reasonPhrase), "status": .number(Double(status.code)),
                                          "detail": .string(message), "error": .string(message)]
         for (k, v) in extra where v != .null { body[k] = v }

@@ -1,0 +1,256 @@
+import AlmanacCore
+import AlmanacForecast
+import AlmanacPostgres
+import AlmanacRuntime
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The `/v1` API on the ingress's server: a tenant's datasets and forecasts over HTTP,
+/// bearer-authenticated with scopes (read for `GET`, admin for changes), errors as RFC 9457
+/// problem documents, lists paged with an opaque cursor. Every query is scoped by the
+/// token's tenant: another tenant's dataset is simply not found.
+public struct ForecastAPI: IngressRoutes {
+    let pool: ConnectionPool
+    let ingressLog = Logger(label: "almanac.api")
+    /// The largest JSON request body.
+    public static let maxJSONBody = 64 << 10
+    /// The most items or datasets a page holds.
+    public static let maxPage = 1000
+
+    /// Connects `connections` sessions to the database (queries go round-robin over them).
+    public static func connect(url: String, connections: Int = 4) async throws -> ForecastAPI {
+        ForecastAPI(pool: try await ConnectionPool.connect(url: url, size: connections, applicationName: "almanac-api"))
+    }
+
+    /// Closes the sessions.
+    public func close() async { await pool.close() }
+
+    /// Adds the routes.
+    public func add(to router: Router<BasicRequestContext>, ingress: EventIngress) {
+        router.get("/v1/openapi.json") { _, _ in EventIngress.text(.ok, OpenAPIDocument.json, contentType: "application/json") }
+        router.get("/v1/datasets") { request, _ in
+            await serve(request, ingress, needs: .read) { c in try await listDatasets(request, tenant: c.tenant) }
+        }
+        router.post("/v1/datasets") { request, _ in
+            await serve(request, ingress, needs: .admin) { c in try await createDataset(request, tenant: c.tenant) }
+        }
+        router.get("/v1/datasets/:name") { request, context in
+            await serve(request, ingress, needs: .read) { c in try await showDataset(try Self.datasetName(context), tenant: c.tenant) }
+        }
+        router.get("/v1/datasets/:name/forecast") { request, context in
+            await serve(request, ingress, needs: .read) { c in try await forecast(request, dataset: try Self.datasetName(context), tenant: c.tenant) }
+        }
+    }
+
+    /// Authenticates, runs `body`, and turns what it throws into a problem document.
+    func serve(_ request: Request, _ ingress: EventIngress, needs scope: TokenScope,
+               _ body: (Credential) async throws -> Response) async -> Response {
+        let headers: [(String, String)] = request.headers.map { ($0.name.canonicalName, $0.value) }
+        switch await ingress.authenticate(headers, needed: scope) {
+        case .failure(let p): return p.response
+        case .success(let c):
+            do { return try await body(c) } catch let p as EventIngress.Problem {
+                return p.response
+            } catch let e as PipelineError {
+                return EventIngress.Problem(.badRequest, e.message).response
+            } catch let e as PostgresError where e.code == .connectionLost || e.code == .connectionFailed {
+                return EventIngress.Problem(.serviceUnavailable, "the database is unavailable; retry later", headers: [("Retry-After", "1")]).response
+            } catch {
+                ingressLog.error("API request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+                return EventIngress.Problem(.internalServerError, "the request failed inside Almanac; the server log has the details").response
+            }
+        }
+    }
+
+    static func datasetName(_ context: BasicRequestContext) throws -> String {
+        let name = context.parameters.get("name") ?? ""
+        if let problem = Slug.problem(name, what: "dataset", maxLength: Slug.maxDatasetLength) { throw EventIngress.Problem(.notFound, problem) }
+        return name
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
+        EventIngress.text(status, value.serialized() + "\n", contentType: "application/json")
+    }
+
+    // MARK: datasets
+
+    func listDatasets(_ request: Request, tenant: String) async throws -> Response {
+        let page = try Page(request)
+        let db = pool.next()
+        let rows = try await db.query("""
+            SELECT name FROM datasets WHERE tenant = $1 AND ($2::text IS NULL OR name > $2) ORDER BY name LIMIT $3
+            """, [tenant, page.after, page.limit + 1])
+        let names = try rows.prefix(page.limit).map { try $0.decode("name", as: String.self) }
+        var items: [JSONValue] = []
+        for name in names {
+            if let d = try await DatasetStore.find(tenant: tenant, name: name, in: db) { items.append(try await summary(d, db: db)) }
+        }
+        return Self.json(.ok, ["items": .array(items), "next_cursor": rows.count > page.limit ? .string(Page.cursor(names.last ?? "")) : .null])
+    }
+
+    func createDataset(_ request: Request, tenant: String) async throws -> Response {
+        var r = request
+        let body: JSONValue
+        do {
+            let bytes = try await r.collectBody(upTo: Self.maxJSONBody)
+            body = try JSONValue(parsing: Data(bytes.readableBytesView))
+        } catch let e as JSONParseError {
+            throw EventIngress.Problem(.badRequest, "the body is not JSON: \(e)")
+        } catch {
+            throw EventIngress.Problem(.contentTooLarge, "the body is over \(Self.maxJSONBody) bytes")
+        }
+        let d = try DatasetRequest.dataset(from: body, tenant: tenant)
+        let db = pool.next()
+        if try await DatasetStore.find(tenant: tenant, name: d.name, in: db) != nil {
+            throw EventIngress.Problem(.conflict, "dataset \(d.name) already exists for tenant \(tenant)")
+        }
+        try await DatasetStore.create(d, in: db)
+        guard let made = try await DatasetStore.find(tenant: tenant, name: d.name, in: db) else {
+            throw EventIngress.Problem(.conflict, "dataset \(d.name) was deleted while it was made")
+        }
+        var response = Self.json(.created, try await summary(made, db: db))
+        response.headers[.location] = "/v1/datasets/\(d.name)"
+        return response
+    }
+
+    func showDataset(_ name: String, tenant: String) async throws -> Response {
+        let db = pool.next()
+        guard let d = try await DatasetStore.find(tenant: tenant, name: name, in: db) else { throw Self.noDataset(name, tenant) }
+        var out = try await summary(d, db: db).objectValue ?? [:]
+        let versions = try await db.query("""
+            SELECT version, ingest_id, source, rows_read, rows_rejected, rows_changed, items, created_at FROM dataset_versions
+            WHERE tenant = $1 AND dataset = $2 ORDER BY version DESC LIMIT 20
+            """, [tenant, name])
+        out["versions"] = .array(try versions.map { v in
+            .object(["version": .number(Double(try v.decode("version", as: Int.self))), "import_id": .string(try v.decode("ingest_id")),
+                     "source": .string(try v.decode("source")), "rows_read": .number(Double(try v.decode("rows_read", as: Int.self))),
+                     "rows_rejected": .number(Double(try v.decode("rows_rejected", as: Int.self))),
+                     "rows_changed": .number(Double(try v.decode("rows_changed", as: Int.self))),
+                     "items": .number(Double(try v.decode("items", as: Int.self))), "created_at": .string(RFC3339.format(try v.decode("created_at")))])
+        })
+        let reports = try await db.query("""
+            SELECT ingest_id, source, accepted, report::text AS report, created_at FROM ingest_reports
+            WHERE tenant = $1 AND dataset = $2 ORDER BY created_at DESC, ingest_id LIMIT 20
+            """, [tenant, name])
+        out["imports"] = .array(try reports.map { r in
+            .object(["import_id": .string(try r.decode("ingest_id")), "source": .string(try r.decode("source")),
+                     "accepted": .bool(try r.decode("accepted")), "report": (try? JSONValue(parsing: r.text("report") ?? "{}")) ?? .object([:]),
+                     "created_at": .string(RFC3339.format(try r.decode("created_at")))])
+        })
+        return Self.json(.ok, .object(out))
+    }
+
+    /// A dataset's settings, with its latest version and live forecast.
+    func summary(_ d: Dataset, db: PostgresConnection) async throws -> JSONValue {
+        let latest = try await db.query("""
+            SELECT (SELECT max(version) FROM dataset_versions WHERE tenant = $1 AND dataset = $2) AS version,
+                   (SELECT forecast_id FROM latest_forecasts WHERE tenant = $1 AND dataset = $2 LIMIT 1) AS forecast
+            """, [d.tenant, d.name])
+        return .object([
+            "name": .string(d.name), "horizon": .number(Double(d.horizon)), "frequency": d.frequency.map(JSONValue.string) ?? .null,
+            "quantiles": .array(d.quantiles.map(JSONValue.number)), "models": .string(d.models),
+            "retrain_wape": d.retrainWAPE.map(JSONValue.number) ?? .null, "retrain_factor": .number(d.retrainFactor),
+            "max_error_rate": .number(d.maxErrorRate), "max_file_bytes": .number(Double(d.maxFileBytes)),
+            "max_line_bytes": .number(Double(d.maxLineBytes)),
+            "latest_version": (try latest.first?.decodeIfPresent("version", as: Int.self)).map { .number(Double($0)) } ?? .null,
+            "live_forecast_id": latest.first?.text("forecast").map(JSONValue.string) ?? .null,
+        ])
+    }
+
+    static func noDataset(_ name: String, _ tenant: String) -> EventIngress.Problem {
+        EventIngress.Problem(.notFound, "tenant \(tenant) has no dataset \(name)")
+    }
+
+    // MARK: forecasts
+
+    /// The latest forecast of a dataset (or `forecast_id`'s), for one item or a page of items,
+    /// as JSON or, when the client accepts `text/csv` first, as CSV.
+    func forecast(_ request: Request, dataset name: String, tenant: String) async throws -> Response {
+        let query = request.uri.queryParameters
+        let item = query["item"].map(String.init)
+        let forecastID = query["forecast_id"].map(String.init)
+        if let item, item.utf8.count > 2048 || item.isEmpty { throw EventIngress.Problem(.badRequest, "item must be 1 to 2048 bytes") }
+        if let forecastID, forecastID.utf8.count > 200 || forecastID.isEmpty { throw EventIngress.Problem(.badRequest, "forecast_id must be 1 to 200 bytes") }
+        let page = try Page(request, defaultLimit: 100)
+        let db = pool.next()
+        guard try await DatasetStore.find(tenant: tenant, name: name, in: db) != nil else { throw Self.noDataset(name, tenant) }
+        let rows: PostgresRows
+        if let forecastID {
+            rows = try await db.query("""
+                WITH items AS (SELECT DISTINCT p.item_id FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id
+                               WHERE f.tenant = $1 AND f.dataset = $2 AND f.id = $3 AND ($4::text IS NULL OR p.item_id = $4)
+                                 AND ($5::text IS NULL OR p.item_id > $5) ORDER BY 1 LIMIT $6)
+                SELECT p.item_id, p.ts, p.mean, array_to_string(p.q, ',') AS q, array_to_string(f.quantiles, ',') AS levels, f.id AS forecast_id
+                FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id JOIN items i ON i.item_id = p.item_id
+                WHERE f.tenant = $1 AND f.id = $3 ORDER BY p.item_id, p.ts
+                """, [tenant, name, forecastID, item, page.after, page.limit + 1])
+        } else {
+            rows = try await db.query("""
+                WITH items AS (SELECT DISTINCT item_id FROM latest_forecasts
+                               WHERE tenant = $1 AND dataset = $2 AND ($3::text IS NULL OR item_id = $3)
+                                 AND ($4::text IS NULL OR item_id > $4) ORDER BY 1 LIMIT $5)
+                SELECT l.item_id, l.ts, l.mean, array_to_string(l.q, ',') AS q, array_to_string(l.quantiles, ',') AS levels, l.forecast_id
+                FROM latest_forecasts l JOIN items i ON i.item_id = l.item_id
+                WHERE l.tenant = $1 AND l.dataset = $2 ORDER BY l.item_id, l.ts
+                """, [tenant, name, item, page.after, page.limit + 1])
+        }
+        let table = try ForecastTable(rows: rows, limit: page.limit)
+        guard let id = table.forecastID else {
+            throw EventIngress.Problem(.notFound, forecastID.map { "dataset \(name) has no forecast \(EventLimits.quoted($0))" + (item.map { " for item \(EventLimits.quoted($0))" } ?? "") }
+                                       ?? (item.map { "dataset \(name) has no live forecast for item \(EventLimits.quoted($0))" } ?? "dataset \(name) has no forecast yet"))
+        }
+        let next = table.more ? Page.cursor(table.items.last?.id ?? "") : nil
+        if Self.prefersCSV(request) {
+            var response = EventIngress.text(.ok, table.csv(), contentType: "text/csv; charset=utf-8")
+            response.headers[HTTPField.Name("Almanac-Forecast-Id")!] = id
+            if let next { response.headers[HTTPField.Name("Almanac-Next-Cursor")!] = next }
+            return response
+        }
+        return Self.json(.ok, table.json(dataset: name, forecastID: id, next: next))
+    }
+
+    /// Whether the `Accept` header asks for CSV before JSON.
+    static func prefersCSV(_ request: Request) -> Bool {
+        let accept = request.headers[.accept] ?? ""
+        for part in accept.split(separator: ",") {
+            let type = part.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+            if type == "text/csv" { return true }
+            if type == "application/json" || type == "*/*" || type == "application/*" { return false }
+        }
+        return false
+    }
+}
+
+/// A page request: `limit` (1 to `ForecastAPI.maxPage`) and the opaque `cursor` a previous page returned.
+struct Page {
+    var limit: Int
+    var after: String?
+
+    init(_ request: Request, defaultLimit: Int = 100) throws {
+        let q = request.uri.queryParameters
+        if let text = q["limit"] {
+            guard let n = Int(text), (1...ForecastAPI.maxPage).contains(n) else {
+                throw EventIngress.Problem(.badRequest, "limit must be a whole number from 1 to \(ForecastAPI.maxPage), got \(EventLimits.quoted(String(text)))")
+            }
+            limit = n
+        } else {
+            limit = defaultLimit
+        }
+        if let cursor = q["cursor"] {
+            var b64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            b64 += String(repeating: "=", count: (4 - b64.count % 4) % 4)
+            guard cursor.count <= 4096, let data = Data(base64Encoded: b64), let text = String(data: data, encoding: .utf8), !text.isEmpty else {
+                throw EventIngress.Problem(.badRequest, "cursor is not one this API returned")
+            }
+            after = text
+        }
+    }
+
+    /// The cursor that resumes after `key`.
+    static func cursor(_ key: String) -> String {
+        Data(key.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

@@ -1,0 +1,203 @@
+/// The OpenAPI 3.1 description of the `/v1` API, served at `/v1/openapi.json` without a token.
+/// The tests validate it with an outside validator and fuzz the server from it.
+enum OpenAPIDocument {
+    /// The document.
+    static let json = #"""
+{
+  "openapi": "3.1.0",
+  "info": {
+    "title": "Almanac API",
+    "version": "1.0.0",
+    "description": "A tenant's datasets, forecasts and events. Every request but this document's needs `Authorization: Bearer <token>`; reads need a read or admin token, changes an admin token, events a publish or admin token. Errors are RFC 9457 problem documents. Each tenant has a request rate; past it the answer is 429 with Retry-After."
+  },
+  "servers": [{"url": "/"}],
+  "security": [{"bearer": []}],
+  "paths": {
+    "/v1/openapi.json": {
+      "get": {
+        "operationId": "getOpenAPI",
+        "summary": "This document.",
+        "security": [],
+        "responses": {
+          "200": {"description": "The OpenAPI document.", "content": {"application/json": {"schema": {"type": "object"}}}}
+        }
+      }
+    },
+    "/v1/events": {
+      "post": {
+        "operationId": "publishEvents",
+        "summary": "Publish CloudEvents (structured, batch, or binary mode with ce-* headers).",
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/cloudevents+json": {"schema": {"$ref": "#/components/schemas/CloudEvent"}},
+            "application/cloudevents-batch+json": {"schema": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/CloudEvent"}}}
+          }
+        },
+        "responses": {
+          "202": {"description": "On the bus and archived.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["accepted"], "properties": {"accepted": {"type": "array", "items": {"type": "string"}}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"},
+          "401": {"$ref": "#/components/responses/Problem"},
+          "403": {"$ref": "#/components/responses/Problem"},
+          "413": {"$ref": "#/components/responses/Problem"},
+          "429": {"$ref": "#/components/responses/Problem"},
+          "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/datasets": {
+      "get": {
+        "operationId": "listDatasets",
+        "summary": "The tenant's datasets, by name, a page at a time.",
+        "parameters": [{"$ref": "#/components/parameters/limit"}, {"$ref": "#/components/parameters/cursor"}],
+        "responses": {
+          "200": {"description": "A page of datasets.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["items", "next_cursor"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Dataset"}},
+                           "next_cursor": {"type": ["string", "null"]}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"},
+          "401": {"$ref": "#/components/responses/Problem"},
+          "403": {"$ref": "#/components/responses/Problem"},
+          "429": {"$ref": "#/components/responses/Problem"},
+          "503": {"$ref": "#/components/responses/Problem"}
+        }
+      },
+      "post": {
+        "operationId": "createDataset",
+        "summary": "Create a dataset (CreateDataset).",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DatasetRequest"}}}},
+        "responses": {
+          "201": {"description": "Created.", "headers": {"Location": {"schema": {"type": "string"}}},
+                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Dataset"}}}},
+          "400": {"$ref": "#/components/responses/Problem"},
+          "401": {"$ref": "#/components/responses/Problem"},
+          "403": {"$ref": "#/components/responses/Problem"},
+          "409": {"$ref": "#/components/responses/Problem"},
+          "413": {"$ref": "#/components/responses/Problem"},
+          "429": {"$ref": "#/components/responses/Problem"},
+          "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/datasets/{name}": {
+      "get": {
+        "operationId": "getDataset",
+        "summary": "A dataset with its latest versions and imports (with their reports).",
+        "parameters": [{"$ref": "#/components/parameters/name"}],
+        "responses": {
+          "200": {"description": "The dataset.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DatasetDetail"}}}},
+          "401": {"$ref": "#/components/responses/Problem"},
+          "403": {"$ref": "#/components/responses/Problem"},
+          "404": {"$ref": "#/components/responses/Problem"},
+          "429": {"$ref": "#/components/responses/Problem"},
+          "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/datasets/{name}/forecast": {
+      "get": {
+        "operationId": "queryForecast",
+        "summary": "The live forecast (or a given one) of one item or a page of items (QueryForecast), as JSON or CSV.",
+        "parameters": [
+          {"$ref": "#/components/parameters/name"},
+          {"name": "item", "in": "query", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 2048}},
+          {"name": "forecast_id", "in": "query", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
+          {"$ref": "#/components/parameters/limit"},
+          {"$ref": "#/components/parameters/cursor"}
+        ],
+        "responses": {
+          "200": {
+            "description": "The forecast's points per item; as CSV (`item_id,date,p10,…`) when Accept asks for text/csv, with the forecast id and the next cursor in headers.",
+            "headers": {"Almanac-Forecast-Id": {"schema": {"type": "string"}}, "Almanac-Next-Cursor": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Forecast"}}, "text/csv": {"schema": {"type": "string"}}}
+          },
+          "400": {"$ref": "#/components/responses/Problem"},
+          "401": {"$ref": "#/components/responses/Problem"},
+          "403": {"$ref": "#/components/responses/Problem"},
+          "404": {"$ref": "#/components/responses/Problem"},
+          "429": {"$ref": "#/components/responses/Problem"},
+          "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    }
+  },
+  "components": {
+    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "A tenant token (alm_…) from `almanac tenants create` or `almanac tokens create`."}},
+    "parameters": {
+      "name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"}},
+      "limit": {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+      "cursor": {"name": "cursor", "in": "query", "required": false, "description": "The next_cursor of the previous page.",
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 4096}}
+    },
+    "responses": {
+      "Problem": {"description": "An RFC 9457 problem document.", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    },
+    "schemas": {
+      "Problem": {
+        "type": "object", "required": ["type", "title", "status", "detail"],
+        "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+                       "error": {"type": "string"}, "code": {"type": "string"}, "attribute": {"type": "string"}, "event_index": {"type": "integer"}}
+      },
+      "CloudEvent": {
+        "type": "object", "required": ["specversion", "id", "source", "type"],
+        "properties": {"specversion": {"const": "1.0"}, "id": {"type": "string", "minLength": 1}, "source": {"type": "string", "minLength": 1},
+                       "type": {"type": "string", "minLength": 1}, "subject": {"type": "string"}, "time": {"type": "string", "format": "date-time"},
+                       "datacontenttype": {"type": "string"}, "data": {}}
+      },
+      "DatasetRequest": {
+        "type": "object", "required": ["name", "horizon"], "additionalProperties": false,
+        "properties": {
+          "name": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"},
+          "horizon": {"type": "integer", "minimum": 1, "maximum": 10000},
+          "frequency": {"type": ["string", "null"], "enum": ["hourly", "daily", "weekly", "monthly", "quarterly", "yearly", null]},
+          "quantiles": {"type": "array", "minItems": 1, "maxItems": 99, "uniqueItems": true, "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
+          "models": {"type": "string", "enum": ["statistical", "deep", "champion"]},
+          "retrain_wape": {"type": ["number", "null"], "minimum": 0, "maximum": 1000},
+          "retrain_factor": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
+          "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+          "max_file_bytes": {"type": "integer", "minimum": 1},
+          "max_line_bytes": {"type": "integer", "minimum": 64, "maximum": 1073741824}
+        }
+      },
+      "Dataset": {
+        "type": "object", "required": ["name", "horizon", "quantiles", "models", "latest_version", "live_forecast_id"],
+        "properties": {
+          "name": {"type": "string"}, "horizon": {"type": "integer"}, "frequency": {"type": ["string", "null"]},
+          "quantiles": {"type": "array", "items": {"type": "number"}}, "models": {"type": "string"},
+          "retrain_wape": {"type": ["number", "null"]}, "retrain_factor": {"type": "number"}, "max_error_rate": {"type": "number"},
+          "max_file_bytes": {"type": "integer"}, "max_line_bytes": {"type": "integer"},
+          "latest_version": {"type": ["integer", "null"]}, "live_forecast_id": {"type": ["string", "null"]}
+        }
+      },
+      "DatasetDetail": {
+        "allOf": [{"$ref": "#/components/schemas/Dataset"}, {
+          "type": "object", "required": ["versions", "imports"],
+          "properties": {
+            "versions": {"type": "array", "items": {"type": "object", "required": ["version", "import_id", "rows_read", "rows_rejected", "items"],
+              "properties": {"version": {"type": "integer"}, "import_id": {"type": "string"}, "source": {"type": "string"},
+                             "rows_read": {"type": "integer"}, "rows_rejected": {"type": "integer"}, "rows_changed": {"type": "integer"},
+                             "items": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"}}}},
+            "imports": {"type": "array", "items": {"type": "object", "required": ["import_id", "accepted", "report"],
+              "properties": {"import_id": {"type": "string"}, "source": {"type": "string"}, "accepted": {"type": "boolean"},
+                             "report": {"type": "object"}, "created_at": {"type": "string", "format": "date-time"}}}}
+          }
+        }]
+      },
+      "Forecast": {
+        "type": "object", "required": ["dataset", "forecast_id", "quantiles", "items", "next_cursor"],
+        "properties": {
+          "dataset": {"type": "string"}, "forecast_id": {"type": "string"}, "quantiles": {"type": "array", "items": {"type": "number"}},
+          "items": {"type": "array", "items": {"type": "object", "required": ["item_id", "points"],
+            "properties": {"item_id": {"type": "string"}, "points": {"type": "array", "items": {
+              "type": "object", "required": ["timestamp", "mean"],
+              "properties": {"timestamp": {"type": "string", "format": "date-time"}, "mean": {"type": "number"}},
+              "additionalProperties": {"type": "number"}}}}}},
+          "next_cursor": {"type": ["string", "null"]}
+        }
+      }
+    }
+  }
+}
+"""#
+}

@@ -1,0 +1,186 @@
+import AlmanacCore
+import AlmanacHTTP
+@testable import AlmanacPipeline
+import AlmanacPostgres
+@testable import AlmanacRuntime
+import Foundation
+import Testing
+
+/// The `/v1` API over real HTTP against the ingress's server, real Postgres and Kafka.
+@Suite(.serialized) struct APITests {
+    struct Client {
+        let base: String
+        let http = HTTPClient()
+
+        func send(_ method: String, _ path: String, token: String?, json: JSONValue? = nil, accept: String? = nil)
+            async throws -> (status: Int, body: String, headers: [(String, String)]) {
+            var headers: [(String, String)] = token.map { [("Authorization", "Bearer \($0)")] } ?? []
+            if json != nil { headers.append(("Content-Type", "application/json")) }
+            if let accept { headers.append(("Accept", accept)) }
+            let r = try await http.send(HTTPClientRequest(method: method, url: base + path, headers: headers, body: json?.serializedData() ?? Data()))
+            return (r.status, String(decoding: r.body, as: UTF8.self), r.headers)
+        }
+
+        func object(_ method: String, _ path: String, token: String?, json: JSONValue? = nil) async throws -> (Int, JSONValue) {
+            let r = try await send(method, path, token: token, json: json)
+            return (r.status, (try? JSONValue(parsing: r.body)) ?? .null)
+        }
+    }
+
+    /// A deployment serving the API, with tenants acme (admin and read tokens) and globex (admin).
+    func deployment(rateLimit: Double? = nil) async throws -> (TestDeployment, Client, acme: String, acmeRead: String, globex: String) {
+        var d = try await TestDeployment(functions: [])
+        d.withAPI = true
+        d.rateLimit = rateLimit
+        let acme = try await TenantDirectory.create(tenant: "acme", in: d.db).token
+        let acmeRead = try await TenantDirectory.createToken(tenant: "acme", scope: .read, expires: nil, in: d.db).token
+        let globex = try await TenantDirectory.create(tenant: "globex", in: d.db).token
+        try await d.startControlPlane()
+        return (d, Client(base: try await d.ingressURL()), acme, acmeRead, globex)
+    }
+
+    /// A stored forecast of `acme/sales` for items A, B, C over two days, live in `latest_forecasts`.
+    func storeForecast(_ d: TestDeployment) async throws {
+        try await d.db.exec("""
+            INSERT INTO predictors (id, tenant, dataset, dataset_version, trigger_event, items, metrics) VALUES ('p1', 'acme', 'sales', 1, 't1', 3, '{}')
+            """)
+        try await d.db.exec("""
+            INSERT INTO forecasts (id, tenant, dataset, predictor_id, dataset_version, trigger_event, quantiles, items)
+            VALUES ('f1', 'acme', 'sales', 'p1', 1, 't1', '{0.1,0.5,0.9}', 3)
+            """)
+        try await d.db.exec("""
+            INSERT INTO forecast_points (forecast_id, item_id, ts, mean, q)
+            SELECT 'f1', i, t, v, ARRAY[v - 1, v, v + 1]
+            FROM unnest(ARRAY['A', 'B', 'C']) WITH ORDINALITY AS x(i, k),
+                 LATERAL (VALUES ('2026-01-01T00:00:00Z'::timestamptz, 10.0 * k), ('2026-01-02T00:00:00Z'::timestamptz, 10.0 * k + 1)) AS y(t, v)
+            """)
+        try await d.db.exec("""
+            INSERT INTO latest_forecasts (tenant, dataset, item_id, ts, forecast_id, quantiles, q, mean)
+            SELECT 'acme', 'sales', item_id, ts, forecast_id, '{0.1,0.5,0.9}', q, mean FROM forecast_points WHERE forecast_id = 'f1'
+            """)
+    }
+
+    @Test func datasetsAndForecastsForTheTokensTenantOnly() async throws {
+        let (d, api, acme, acmeRead, globex) = try await deployment()
+        // Create: 201 with Location; again 409; a read token 403; no token 401.
+        let created = try await api.send("POST", "/v1/datasets", token: acme, json: ["name": "sales", "horizon": 2, "frequency": "daily"])
+        #expect(created.status == 201, "\(created.body)")
+        #expect(created.headers.contains { $0.0.lowercased() == "location" && $0.1 == "/v1/datasets/sales" })
+        let made = try JSONValue(parsing: created.body)
+        #expect(made["horizon"]?.intValue == 2 && made["frequency"]?.stringValue == "daily" && made["latest_version"] == .null)
+        #expect(try await api.send("POST", "/v1/datasets", token: acme, json: ["name": "sales", "horizon": 2]).status == 409)
+        #expect(try await api.send("POST", "/v1/datasets", token: acmeRead, json: ["name": "other", "horizon": 2]).status == 403)
+        #expect(try await api.send("POST", "/v1/datasets", token: nil, json: ["name": "other", "horizon": 2]).status == 401)
+        // Bad bodies: 400, saying what is wrong.
+        for (body, says) in [
+            (["name": "x", "horizon": "2"], "horizon must be a whole number"),
+            (["name": "x"], "horizon is required"),
+            (["name": "x", "horizon": 2, "colour": "red"], "unknown member \"colour\""),
+            (["name": "../x", "horizon": 2], "dataset name \"../x\" is invalid"),
+            (["name": "x", "horizon": 2, "quantiles": [2]], "quantiles must be"),
+            (["name": "x", "horizon": 2, "frequency": "fortnightly"], "frequency must be one of"),
+            (["name": "x", "horizon": 0], "horizon must be between 1 and 10000"),
+            (["name": "x", "horizon": 2, "max_error_rate": 5], "max_error_rate must be between 0 and 1"),
+            ([1, 2], "must be a JSON object"),
+        ] as [(JSONValue, String)] {
+            let (status, problem) = try await api.object("POST", "/v1/datasets", token: acme, json: body)
+            #expect(status == 400 && (problem["detail"]?.stringValue ?? "").contains(says), "\(body.serialized()): \(status) \(problem.serialized())")
+        }
+        let notJSON = try await api.http.send(HTTPClientRequest(method: "POST", url: api.base + "/v1/datasets",
+                                                                headers: [("Authorization", "Bearer \(acme)")], body: Data("{nope".utf8)))
+        #expect(notJSON.status == 400 && String(decoding: notJSON.body, as: UTF8.self).contains("the body is not JSON"))
+        let huge = try await api.http.send(HTTPClientRequest(method: "POST", url: api.base + "/v1/datasets",
+                                                             headers: [("Authorization", "Bearer \(acme)")], body: Data(repeating: 0x20, count: 100_000)))
+        #expect(huge.status == 413)
+
+        // Lists page with a cursor; each tenant sees its own.
+        for name in ["beta", "gamma", "delta"] {
+            #expect(try await api.send("POST", "/v1/datasets", token: acme, json: ["name": .string(name), "horizon": 3]).status == 201)
+        }
+        var names: [String] = [], cursor: String?, pages = 0
+        repeat {
+            let (status, page) = try await api.object("GET", "/v1/datasets?limit=3" + (cursor.map { "&cursor=\($0)" } ?? ""), token: acmeRead)
+            #expect(status == 200)
+            names += page["items"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+            cursor = page["next_cursor"]?.stringValue
+            pages += 1
+        } while cursor != nil && pages < 5
+        #expect(names == ["beta", "delta", "gamma", "sales"] && pages == 2)
+        let (_, theirs) = try await api.object("GET", "/v1/datasets", token: globex)
+        #expect(theirs["items"]?.arrayValue?.isEmpty == true)
+        #expect(try await api.send("GET", "/v1/datasets?limit=0", token: acme).status == 400)
+        #expect(try await api.send("GET", "/v1/datasets?cursor=%%%", token: acme).status == 400)
+        #expect(try await api.send("GET", "/v1/datasets/sales", token: globex).status == 404, "another tenant's dataset is not found")
+
+        // The forecast: one item as JSON and as CSV, pages of items, a given forecast id.
+        try await storeForecast(d)
+        let (status, one) = try await api.object("GET", "/v1/datasets/sales/forecast?item=B", token: acmeRead)
+        #expect(status == 200 && one["forecast_id"]?.stringValue == "f1")
+        let points = one["items"]?.arrayValue?.first?["points"]?.arrayValue ?? []
+        #expect(one["items"]?.arrayValue?.count == 1 && points.count == 2)
+        #expect(points.first?["timestamp"]?.stringValue == "2026-01-01T00:00:00.000Z" && points.first?["p50"]?.numberValue == 20
+                && points.first?["p10"]?.numberValue == 19 && points.last?["p90"]?.numberValue == 22)
+        let csv = try await api.send("GET", "/v1/datasets/sales/forecast?item=B", token: acme, accept: "text/csv")
+        #expect(csv.status == 200 && csv.body == "item_id,date,p10,p50,p90\nB,2026-01-01T00:00:00.000Z,19.0,20.0,21.0\nB,2026-01-02T00:00:00.000Z,20.0,21.0,22.0\n",
+                "\(csv.body)")
+        #expect(csv.headers.contains { $0.0.lowercased() == "almanac-forecast-id" && $0.1 == "f1" })
+        let (_, first) = try await api.object("GET", "/v1/datasets/sales/forecast?limit=2", token: acme)
+        #expect(first["items"]?.arrayValue?.compactMap { $0["item_id"]?.stringValue } == ["A", "B"])
+        let next = try #require(first["next_cursor"]?.stringValue)
+        let (_, rest) = try await api.object("GET", "/v1/datasets/sales/forecast?limit=2&cursor=\(next)", token: acme)
+        #expect(rest["items"]?.arrayValue?.compactMap { $0["item_id"]?.stringValue } == ["C"] && rest["next_cursor"] == .null)
+        #expect(try await api.object("GET", "/v1/datasets/sales/forecast?forecast_id=f1&item=A", token: acme).0 == 200)
+        #expect(try await api.send("GET", "/v1/datasets/sales/forecast?item=Z", token: acme).status == 404)
+        #expect(try await api.send("GET", "/v1/datasets/beta/forecast", token: acme).status == 404)
+        #expect(try await api.send("GET", "/v1/datasets/sales/forecast", token: globex).status == 404)
+        let (_, shown) = try await api.object("GET", "/v1/datasets/sales", token: acme)
+        #expect(shown["live_forecast_id"]?.stringValue == "f1" && shown["versions"]?.arrayValue != nil)
+
+        // Events through /v1/events are the tenant's.
+        let e = CloudEvent(id: "v1-1", source: "erp", type: "test.api", json: ["n": 1])
+        let posted = try await api.http.send(HTTPClientRequest(method: "POST", url: api.base + "/v1/events",
+                                                               headers: [("Authorization", "Bearer \(acme)"), ("Content-Type", cloudEventsJSONType)],
+                                                               body: e.structuredJSON().serializedData()))
+        #expect(posted.status == 202)
+        #expect(try await d.waitForCount("SELECT count(*) AS n FROM event_archive WHERE id = 'v1-1' AND tenant = 'acme'", atLeast: 1) == 1)
+        // The document is served without a token.
+        let doc = try await api.object("GET", "/v1/openapi.json", token: nil)
+        #expect(doc.0 == 200 && doc.1["openapi"]?.stringValue == "3.1.0")
+        await d.shutdown()
+    }
+
+    @Test func eachTenantHasARequestRate() async throws {
+        let (d, api, acme, _, globex) = try await deployment(rateLimit: 2)  // 2 a second, bursts of 4
+        var statuses: [Int] = [], retryAfter: [String] = []
+        for _ in 0..<12 {
+            let r = try await api.send("GET", "/v1/datasets", token: acme)
+            statuses.append(r.status)
+            retryAfter += r.headers.filter { $0.0.lowercased() == "retry-after" }.map(\.1)
+        }
+        #expect(statuses.filter { $0 == 200 }.count >= 4 && statuses.contains(429), "\(statuses)")
+        #expect(!retryAfter.isEmpty && retryAfter.allSatisfy { Int($0).map { $0 >= 1 } ?? false }, "\(retryAfter)")
+        #expect(try await api.send("GET", "/v1/datasets", token: globex).status == 200, "another tenant's rate is its own")
+        await d.shutdown()
+    }
+
+    /// The OpenAPI document passes an outside validator, and an outside fuzzer run from it
+    /// finds no server error and no response outside the document.
+    @Test func theDocumentIsValidAndTheServerHoldsToItUnderFuzzing() async throws {
+        let (d, api, acme, _, _) = try await deployment(rateLimit: 100_000)
+        _ = try await api.send("POST", "/v1/datasets", token: acme, json: ["name": "sales", "horizon": 2])
+        try await storeForecast(d)
+        let doc = try await api.send("GET", "/v1/openapi.json", token: nil)
+        let file = "\(d.directory)/openapi.json"
+        try doc.body.write(toFile: file, atomically: true, encoding: .utf8)
+        let validated = try await offThePool { try Subprocess.run("/usr/bin/env", ["python3", "-m", "openapi_spec_validator", file]) }
+        #expect(validated.status == 0, "openapi-spec-validator: \(validated.output)")
+        let fuzzed = try await offThePool {
+            try Subprocess.run("/usr/bin/env", ["python3", "-m", "schemathesis.cli", "run", api.base + "/v1/openapi.json",
+                                                "--header", "Authorization: Bearer \(acme)", "--max-examples", "25",
+                                                "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
+                                                "--seed", "1", "--no-color"])
+        }
+        #expect(fuzzed.status == 0, "schemathesis: \(fuzzed.output.suffix(6000))")
+        await d.shutdown()
+    }
+}
