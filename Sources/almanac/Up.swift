@@ -250,7 +250,7 @@ struct Serve: AsyncParsableCommand {
             kafka: kafka, databaseURL: db, paths: paths, functionsDirectory: functions, logDirectory: logDir,
             httpPort: httpPort, gpus: GPUInventory.detect(),
             instanceEnvironment: ["ALMANAC_DROP_DIR": absolute(drop), "ALMANAC_EXPORT_DIR": absolute(export)],
-            watchedDropFolder: absolute(drop), routes: [try await ForecastAPI.connect(url: db)]), logger: logger)
+            watchedDropFolder: absolute(drop), routes: [try await ForecastAPI.connect(url: db, dropFolder: absolute(drop))]), logger: logger)
         holder.plane = plane
         try await plane.run()
     }

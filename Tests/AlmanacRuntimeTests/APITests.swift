@@ -28,8 +28,8 @@ import Testing
     }
 
     /// A deployment serving the API, with tenants acme (admin and read tokens) and globex (admin).
-    func deployment(rateLimit: Double? = nil) async throws -> (TestDeployment, Client, acme: String, acmeRead: String, globex: String) {
-        var d = try await TestDeployment(functions: [])
+    func deployment(rateLimit: Double? = nil, pipeline: [String] = []) async throws -> (TestDeployment, Client, acme: String, acmeRead: String, globex: String) {
+        var d = try await TestDeployment(functions: [], pipeline: pipeline)
         d.withAPI = true
         d.rateLimit = rateLimit
         let acme = try await TenantDirectory.create(tenant: "acme", in: d.db).token
@@ -146,6 +146,56 @@ import Testing
         // The document is served without a token.
         let doc = try await api.object("GET", "/v1/openapi.json", token: nil)
         #expect(doc.0 == 200 && doc.1["openapi"]?.stringValue == "3.1.0")
+        await d.shutdown()
+    }
+
+    /// `POST /v1/datasets/{name}/data` streams the file into the checked ingest; the import's
+    /// state is read back from `GET /v1/datasets/{name}/imports/{id}`.
+    @Test func uploadsGoThroughTheCheckedIngest() async throws {
+        let (d, api, acme, acmeRead, globex) = try await deployment(pipeline: ["ingest"])
+        #expect(try await api.send("POST", "/v1/datasets", token: acme, json: ["name": "sales", "horizon": 2]).status == 201)
+        #expect(try await api.send("POST", "/v1/datasets", token: acme, json: ["name": "tiny", "horizon": 2, "max_file_bytes": 100]).status == 201)
+        func upload(_ dataset: String, _ body: String, token: String, type: String = "text/csv") async throws -> (Int, JSONValue) {
+            let r = try await api.http.send(HTTPClientRequest(method: "POST", url: api.base + "/v1/datasets/\(dataset)/data",
+                                                              headers: [("Authorization", "Bearer \(token)"), ("Content-Type", type)], body: Data(body.utf8)))
+            return (r.status, (try? JSONValue(parsing: Data(r.body))) ?? .null)
+        }
+        func settled(_ id: String) async throws -> JSONValue {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline {
+                let (status, state) = try await api.object("GET", "/v1/datasets/sales/imports/\(id)", token: acmeRead)
+                #expect(status == 200, "\(state.serialized())")
+                if state["status"]?.stringValue != "pending" { return state }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            Issue.record("import \(id) still pending")
+            return .null
+        }
+        var csv = "item_id,timestamp,target_value\n"
+        for item in ["A", "B"] { for day in 1...9 { csv += "\(item),2026-01-0\(day),\(day)\n" } }
+        let (status, answer) = try await upload("sales", csv, token: acme)
+        #expect(status == 202, "\(answer.serialized())")
+        let id = try #require(answer["import_id"]?.stringValue)
+        let done = try await settled(id)
+        #expect(done["status"]?.stringValue == "accepted" && done["version"]?.intValue == 1 && done["report"]?["rows_read"]?.intValue == 18,
+                "\(done.serialized())")
+        #expect(try await d.count("SELECT count(*) AS n FROM observations WHERE tenant = 'acme' AND dataset = 'sales'") == 18)
+        // A bad file is rejected with its bad rows by line; the data stays as it was.
+        let (_, bad) = try await upload("sales", "item_id,timestamp,target_value\nA,2026-01-10,n/a\nA,not a time,3\n", token: acme)
+        let rejected = try await settled(try #require(bad["import_id"]?.stringValue))
+        #expect(rejected["status"]?.stringValue == "rejected", "\(rejected.serialized())")
+        #expect(rejected["report"]?["problems"]?.arrayValue?.first?["line"]?.intValue == 2, "\(rejected.serialized())")
+        #expect(try await d.count("SELECT count(*) AS n FROM observations WHERE tenant = 'acme' AND dataset = 'sales'") == 18)
+        // Refusals: a media type that is not a data file, over the dataset's bound, another
+        // tenant's dataset, a read token.
+        #expect(try await upload("sales", "{}", token: acme, type: "application/json").0 == 415)
+        #expect(try await upload("tiny", String(repeating: "A,2026-01-01,1\n", count: 20), token: acme).0 == 413)
+        #expect(try await upload("sales", csv, token: globex).0 == 404)
+        #expect(try await upload("sales", csv, token: acmeRead).0 == 403)
+        #expect(try await api.send("GET", "/v1/datasets/sales/imports/\(id)", token: globex).status == 404)
+        #expect(try await api.send("GET", "/v1/datasets/sales/imports/nope", token: acme).status == 404)
+        let left = try FileManager.default.contentsOfDirectory(atPath: "\(d.dropDirectory)/acme/tiny")
+        #expect(left.isEmpty, "a refused upload leaves no file: \(left)")
         await d.shutdown()
     }
 

@@ -13,6 +13,8 @@ import Logging
 /// token's tenant: another tenant's dataset is simply not found.
 public struct ForecastAPI: IngressRoutes {
     let pool: ConnectionPool
+    /// Where uploads are written (each tenant's part of the drop folder), if this server takes them.
+    let drop: DropFolder?
     let ingressLog = Logger(label: "almanac.api")
     /// The largest JSON request body.
     public static let maxJSONBody = 64 << 10
@@ -20,8 +22,10 @@ public struct ForecastAPI: IngressRoutes {
     public static let maxPage = 1000
 
     /// Connects `connections` sessions to the database (queries go round-robin over them).
-    public static func connect(url: String, connections: Int = 4) async throws -> ForecastAPI {
-        ForecastAPI(pool: try await ConnectionPool.connect(url: url, size: connections, applicationName: "almanac-api"))
+    /// - Parameter dropFolder: the drop folder uploads are written into (nil: no uploads).
+    public static func connect(url: String, connections: Int = 4, dropFolder: String? = nil) async throws -> ForecastAPI {
+        ForecastAPI(pool: try await ConnectionPool.connect(url: url, size: connections, applicationName: "almanac-api"),
+                    drop: try dropFolder.map { try DropFolder(path: $0) })
     }
 
     /// Closes the sessions.
@@ -38,6 +42,16 @@ public struct ForecastAPI: IngressRoutes {
         }
         router.get("/v1/datasets/:name") { request, context in
             await serve(request, ingress, needs: .read) { c in try await showDataset(try Self.datasetName(context), tenant: c.tenant) }
+        }
+        router.post("/v1/datasets/:name/data") { request, context in
+            await serve(request, ingress, needs: .publish) { c in
+                try await upload(request, dataset: try Self.datasetName(context), tenant: c.tenant, ingress: ingress)
+            }
+        }
+        router.get("/v1/datasets/:name/imports/:id") { request, context in
+            await serve(request, ingress, needs: .read) { c in
+                try await importStatus(dataset: try Self.datasetName(context), id: context.parameters.get("id") ?? "", tenant: c.tenant)
+            }
         }
         router.get("/v1/datasets/:name/forecast") { request, context in
             await serve(request, ingress, needs: .read) { c in try await forecast(request, dataset: try Self.datasetName(context), tenant: c.tenant) }
@@ -161,6 +175,85 @@ public struct ForecastAPI: IngressRoutes {
 
     static func noDataset(_ name: String, _ tenant: String) -> EventIngress.Problem {
         EventIngress.Problem(.notFound, "tenant \(tenant) has no dataset \(name)")
+    }
+
+    // MARK: data
+
+    /// Streams a CSV (or gzip) body into the tenant's part of the drop folder, as a hidden file
+    /// the watcher leaves alone, and publishes its `almanac.data.arrived`: the same checked
+    /// ingest as a dropped file. Answers 202 with the import's id.
+    func upload(_ request: Request, dataset name: String, tenant: String, ingress: EventIngress) async throws -> Response {
+        guard let drop else { throw EventIngress.Problem(.serviceUnavailable, "this server takes no uploads (it has no drop folder)") }
+        let type = (request.headers[.contentType] ?? "").split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        guard Self.uploadTypes.contains(type) else {
+            throw EventIngress.Problem(.unsupportedMediaType, "send the file as text/csv or application/gzip, not \(EventLimits.quoted(type))")
+        }
+        guard let d = try await DatasetStore.find(tenant: tenant, name: name, in: pool.next()) else { throw Self.noDataset(name, tenant) }
+        let id = "upload-" + UUID().uuidString.lowercased()
+        let dir = try drop.folder(of: tenant).appendingPathComponent(name, isDirectory: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let file = dir.appendingPathComponent(".\(id)")
+        guard FileManager.default.createFile(atPath: file.path, contents: nil), let out = FileHandle(forWritingAtPath: file.path) else {
+            throw EventIngress.Problem(.serviceUnavailable, "cannot write the upload in the drop folder")
+        }
+        var written: Int64 = 0
+        do {
+            defer { try? out.close() }
+            for try await buffer in request.body {
+                written += Int64(buffer.readableBytes)
+                guard written <= d.maxFileBytes else {
+                    throw EventIngress.Problem(.contentTooLarge, "the upload is over dataset \(name)'s max_file_bytes (\(d.maxFileBytes))")
+                }
+                try out.write(contentsOf: buffer.readableBytesView)
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: file)
+            throw error
+        }
+        var e = CloudEvent(id: id, source: "almanac/api", type: "almanac.data.arrived", subject: name,
+                           json: ["dataset": .string(name), "url": .string("file://" + file.path)])
+        e.tenant = tenant
+        e.traceparent = CloudEvent.newTraceparent()
+        try await ingress.publish([e])
+        var response = Self.json(.accepted, ["import_id": .string(id), "status": "pending", "bytes": .number(Double(written))])
+        response.headers[.location] = "/v1/datasets/\(name)/imports/\(id)"
+        return response
+    }
+
+    /// The media types an upload may have.
+    static let uploadTypes: Set<String> = ["text/csv", "application/gzip", "application/x-gzip"]
+
+    /// An import's state: `pending` until ingest reports, then `accepted` or `rejected` with
+    /// the report (and the version it made), or `failed` when ingest gave up on it.
+    func importStatus(dataset name: String, id: String, tenant: String) async throws -> Response {
+        guard !id.isEmpty, id.utf8.count <= 200 else { throw EventIngress.Problem(.notFound, "no import \(EventLimits.quoted(id))") }
+        let db = pool.next()
+        let rows = try await db.query("""
+            SELECT 1 AS rank, r.accepted, r.report::text AS report,
+                   (SELECT version FROM dataset_versions v WHERE v.tenant = $1 AND v.ingest_id = $3) AS version, NULL::text AS error
+            FROM ingest_reports r WHERE r.tenant = $1 AND r.dataset = $2 AND r.ingest_id = $3
+            UNION ALL
+            SELECT 2, NULL, NULL, NULL, d.error FROM dead_letters d
+            WHERE d.tenant = $1 AND d.stage IN ('router', 'ingest') AND d.event_id = $3
+              AND EXISTS (SELECT 1 FROM event_archive a WHERE a.tenant = $1 AND a.id = $3 AND a.subject = $2)
+            UNION ALL
+            SELECT 3, NULL, NULL, NULL, NULL FROM event_archive a
+            WHERE a.tenant = $1 AND a.id = $3 AND a.type = 'almanac.data.arrived' AND a.subject = $2
+            ORDER BY rank LIMIT 1
+            """, [tenant, name, id])
+        guard let r = rows.first else { throw EventIngress.Problem(.notFound, "dataset \(name) of tenant \(tenant) has no import \(EventLimits.quoted(id))") }
+        var out: [String: JSONValue] = ["import_id": .string(id), "dataset": .string(name)]
+        if let accepted = r.text("accepted") {
+            out["status"] = .string(accepted == "t" ? "accepted" : "rejected")
+            out["report"] = (try? JSONValue(parsing: r.text("report") ?? "{}")) ?? .object([:])
+            out["version"] = (try r.decodeIfPresent("version", as: Int.self)).map { .number(Double($0)) } ?? .null
+        } else if let error = r.text("error") {
+            out["status"] = "failed"
+            out["error"] = .string(error)
+        } else {
+            out["status"] = "pending"
+        }
+        return Self.json(.ok, .object(out))
     }
 
     // MARK: forecasts

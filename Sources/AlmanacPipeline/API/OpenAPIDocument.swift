@@ -95,6 +95,48 @@ enum OpenAPIDocument {
         }
       }
     },
+    "/v1/datasets/{name}/data": {
+      "post": {
+        "operationId": "uploadData",
+        "summary": "Upload a data file (CreateDatasetImportJob): streamed into the same checked ingest as a dropped file. Needs a publish or admin token.",
+        "parameters": [{"$ref": "#/components/parameters/name"}],
+        "requestBody": {"required": true, "content": {
+          "text/csv": {"schema": {"type": "string"}},
+          "application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
+        "responses": {
+          "202": {"description": "Written and announced; the import runs.", "headers": {"Location": {"schema": {"type": "string"}}},
+                  "content": {"application/json": {"schema": {"type": "object", "required": ["import_id", "status"],
+                    "properties": {"import_id": {"type": "string"}, "status": {"const": "pending"}, "bytes": {"type": "integer"}}}}}},
+          "401": {"$ref": "#/components/responses/Problem"},
+          "403": {"$ref": "#/components/responses/Problem"},
+          "404": {"$ref": "#/components/responses/Problem"},
+          "413": {"$ref": "#/components/responses/Problem"},
+          "415": {"$ref": "#/components/responses/Problem"},
+          "429": {"$ref": "#/components/responses/Problem"},
+          "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/datasets/{name}/imports/{id}": {
+      "get": {
+        "operationId": "getImport",
+        "summary": "An import's state: pending, then accepted or rejected with its report (bad rows by line), or failed.",
+        "parameters": [{"$ref": "#/components/parameters/name"},
+                       {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
+        "responses": {
+          "200": {"description": "The import.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["import_id", "dataset", "status"],
+            "properties": {"import_id": {"type": "string"}, "dataset": {"type": "string"},
+                           "status": {"type": "string", "enum": ["pending", "accepted", "rejected", "failed"]},
+                           "report": {"type": "object"}, "version": {"type": ["integer", "null"]}, "error": {"type": "string"}}}}}},
+          "401": {"$ref": "#/components/responses/Problem"},
+          "403": {"$ref": "#/components/responses/Problem"},
+          "404": {"$ref": "#/components/responses/Problem"},
+          "429": {"$ref": "#/components/responses/Problem"},
+          "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
     "/v1/datasets/{name}/forecast": {
       "get": {
         "operationId": "queryForecast",

@@ -140,6 +140,22 @@ public struct EventIngress: Sendable {
             if events[i].traceparent == nil, let tp = headers.first(where: { $0.0 == "traceparent" })?.1 { events[i].traceparent = tp }
             if events[i].traceparent == nil { events[i].traceparent = CloudEvent.newTraceparent() }
         }
+        do { try await publish(events) } catch let p as Problem { return p.response } catch {
+            return Self.problem(.serviceUnavailable, "\(error)")
+        }
+        metrics.increment("almanac_ingress_events_total", by: Double(events.count), help: "Events accepted over HTTP")
+        metrics.increment("almanac_ingress_tenant_events_total", by: Double(events.count), labels: ["tenant": tenant],
+                          help: "Events accepted over HTTP, per tenant (shown to the tenant's admin tokens only)")
+        logger.info("accepted events", metadata: ["count": "\(events.count)", "tenant": "\(tenant)", "ids": "\(events.map(\.id).joined(separator: ","))"])
+        let answer: JSONValue = ["accepted": .array(events.map { .string($0.id) })]
+        return Self.text(.accepted, answer.serialized() + "\n", contentType: "application/json")
+    }
+
+    /// Puts admitted events on the bus and archives them; only then may a request be answered
+    /// 202 (should the broker lose them before the router has them, the control plane routes
+    /// them again from Postgres).
+    /// - Throws: `Problem` (503) saying which step failed.
+    public func publish(_ events: [CloudEvent]) async throws {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for e in events {
@@ -152,21 +168,13 @@ public struct EventIngress: Sendable {
             }
         } catch {
             logger.error("publish failed", metadata: ["error": "\(error)"])
-            return Self.problem(.serviceUnavailable, "the bus did not acknowledge the event(s): \(error); retry later")
+            throw Problem(.serviceUnavailable, "the bus did not acknowledge the event(s): \(error); retry later")
         }
-        // Archived before the answer: should the broker lose them before the router has
-        // them, the control plane routes them again from Postgres.
         do { try await EventArchive.store(events, in: archive) } catch {
             logger.error("archiving accepted events failed", metadata: ["error": "\(error)"])
-            return Self.problem(.serviceUnavailable, "the events are on the bus but could not be recorded in Postgres: \(error); "
-                                    + "send them again (their ids make a second copy harmless)")
+            throw Problem(.serviceUnavailable, "the events are on the bus but could not be recorded in Postgres: \(error); "
+                              + "send them again (their ids make a second copy harmless)")
         }
-        metrics.increment("almanac_ingress_events_total", by: Double(events.count), help: "Events accepted over HTTP")
-        metrics.increment("almanac_ingress_tenant_events_total", by: Double(events.count), labels: ["tenant": tenant],
-                          help: "Events accepted over HTTP, per tenant (shown to the tenant's admin tokens only)")
-        logger.info("accepted events", metadata: ["count": "\(events.count)", "tenant": "\(tenant)", "ids": "\(events.map(\.id).joined(separator: ","))"])
-        let answer: JSONValue = ["accepted": .array(events.map { .string($0.id) })]
-        return Self.text(.accepted, answer.serialized() + "\n", contentType: "application/json")
     }
 
     /// A response with a text body.
