@@ -36,7 +36,7 @@ struct BenchPipeline: AsyncParsableCommand {
             throw ValidationError("\(paths.binaries)/\(f) is missing; build every product first (swift build -c release)")
         }
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("almanac-bench-pipeline-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: "\(work)/drop/bench", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(work)/drop/default/bench", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "\(work)/logs", withIntermediateDirectories: true)
         chmod(work, 0o755)
         defer { try? FileManager.default.removeItem(atPath: work) }
@@ -75,7 +75,7 @@ struct BenchPipeline: AsyncParsableCommand {
             kafka: cluster.configuration, databaseURL: pg.url, paths: paths, logDirectory: "\(work)/logs",
             instanceEnvironment: ["ALMANAC_DROP_DIR": "\(work)/drop", "ALMANAC_EXPORT_DIR": "\(work)/export"]), logger: logger)
         let planeTask = Task { try await plane.run() }
-        let copy = "\(work)/drop/bench/" + source.lastPathComponent
+        let copy = "\(work)/drop/default/bench/" + source.lastPathComponent
         try FileManager.default.copyItem(atPath: source.path, toPath: copy)
 
         var event = CloudEvent(id: UUID().uuidString.lowercased(), source: "almanac/bench", type: "almanac.data.arrived", subject: "bench",
