@@ -50,7 +50,7 @@ public struct NotifyFunction: FunctionHandler {
     func deliver(_ id: Int, context: FunctionContext, asAttempt: Int? = nil) async throws {
         let db = context.database
         let rows = try await db.query("""
-            SELECT d.webhook_id, d.body, d.state, d.attempts, e.id AS endpoint, e.url, e.secret, e.allow_private, e.disabled_at IS NOT NULL AS disabled,
+            SELECT d.webhook_id, d.body, d.state, d.attempts, e.id AS endpoint, e.url, e.secret, e.allow_private, e.disabled_at IS NOT NULL AS disabled, e.deleted_at IS NOT NULL AS deleted,
                    CASE WHEN e.previous_until > now() THEN e.previous_secret END AS previous_secret
             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1 AND e.tenant = $2
             """, [id, context.event.tenant])
@@ -59,8 +59,8 @@ public struct NotifyFunction: FunctionHandler {
             context.logger.info("webhook retry ignored: not the attempt due", metadata: ["delivery": "\(id)", "attempt": "\(asAttempt)"])
             return
         }
-        guard d.text("disabled") != "t" else {
-            try await db.execute("UPDATE webhook_deliveries SET state = 'failed', last_error = 'endpoint disabled' WHERE id = $1", [id])
+        guard d.text("disabled") != "t", d.text("deleted") != "t" else {
+            try await db.execute("UPDATE webhook_deliveries SET state = 'failed', last_error = 'endpoint disabled or deleted' WHERE id = $1", [id])
             return
         }
         let webhookID: String = try d.decode("webhook_id"), url: String = try d.decode("url")

@@ -48,7 +48,7 @@ public enum Webhooks {
     public static func endpoints(tenant: String, in db: PostgresConnection) async throws -> [WebhookEndpoint] {
         let rows = try await db.query("""
             SELECT id, url, array_to_string(event_types, ',') AS types, secret, allow_private FROM webhook_endpoints
-            WHERE tenant = $1 AND disabled_at IS NULL ORDER BY created_at, id
+            WHERE tenant = $1 AND disabled_at IS NULL AND deleted_at IS NULL ORDER BY created_at, id
             """, [tenant])
         return try rows.map { r in
             WebhookEndpoint(id: try r.decode("id"), tenant: tenant, url: try r.decode("url"),
@@ -69,7 +69,7 @@ public enum Webhooks {
         let secret = "whsec_" + Data(randomBytes(24)).base64EncodedString()
         let n = try await db.execute("""
             UPDATE webhook_endpoints SET previous_secret = secret, previous_until = now() + make_interval(secs => $3), secret = $4
-            WHERE id = $1 AND tenant = $2
+            WHERE id = $1 AND tenant = $2 AND deleted_at IS NULL
             """, [id, tenant, overlap, secret])
         guard n == 1 else { throw PipelineError("tenant \(tenant) has no webhook endpoint \(EventLimits.quoted(id)); see `almanac webhooks list`") }
         return secret

@@ -36,7 +36,7 @@ import Testing
             receiver.secret = endpoint.secret
             try await d.startControlPlane()
             try await pipeline.arrive(d, try dropWithPromotions(d, items: ["A", "B", "C"], days: 0..<84))
-            try await pipeline.waitFor("both predictors and the champion's forecast", timeout: .seconds(240)) {
+            try await waitFor("both predictors and the champion's forecast", timeout: .seconds(240)) {
                 try await d.count("SELECT count(*) AS n FROM forecasts WHERE backtest_wape IS NOT NULL") == 1
             }
             #expect(try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'statistical'") == 1)
@@ -60,7 +60,7 @@ import Testing
             let row = try #require(try await d.db.query("SELECT id, kind, predictor_id FROM forecasts WHERE backtest_wape IS NOT NULL").first)
             #expect(row.text("kind") == expected.kind.rawValue)
             #expect(row.text("predictor_id") == (expected.kind == .statistical ? stat.id : deep.id))
-            try await pipeline.waitFor("the champion forecast's webhook") {
+            try await waitFor("the champion forecast's webhook") {
                 receiver.accepted.filter { $0.type == "almanac.forecast.exported" && String(decoding: $0.body, as: UTF8.self).contains(row.text("id") ?? "?") }.count == 1
             }
             #expect(receiver.deliveries.allSatisfy { $0.signatureValid })
@@ -94,19 +94,19 @@ import Testing
         let d = try await deployment(epochs: 8, steps: 2000, models: "deep")
         try await d.startControlPlane()
         try await pipeline.arrive(d, try pipeline.drop(d, "history.csv", pipeline.rows(items: ["A", "B", "C"], days: 0..<84)))
-        try await pipeline.waitFor("deep training past its second epoch", timeout: .seconds(180)) {
+        try await waitFor("deep training past its second epoch", timeout: .seconds(180)) {
             try await d.count("SELECT count(*) AS n FROM deep_training WHERE epoch >= 2") == 1
         }
         let victims = instancePIDs(of: d).filter { functionName(of: $0) == "train-deep" }
         #expect(!victims.isEmpty)
         for pid in victims { kill(pid, SIGKILL) }
-        try await pipeline.waitFor("the deep predictor after the kill", timeout: .seconds(240)) {
+        try await waitFor("the deep predictor after the kill", timeout: .seconds(240)) {
             try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'deep'") == 1
         }
         let log = d.log("train-deep")
         #expect(log.contains("resumed_from_epoch"), "the retry did not resume from the checkpoint")
         // Eight epochs in all: the resumed run did only those left (the history is in the checkpoint).
-        try await pipeline.waitFor("the deep predictor's trained event in the archive") {
+        try await waitFor("the deep predictor's trained event in the archive") {
             try await d.count("SELECT count(*) AS n FROM event_archive WHERE type = 'almanac.predictor.trained' AND event->'data'->>'kind' = 'deep'") == 1
         }
         let event = try #require(try await d.db.query("""
@@ -116,7 +116,7 @@ import Testing
         #expect(try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'deep'") == 1, "one predictor despite the retry")
         // A deep-only dataset: no statistical predictor, and the forecast comes from the network.
         #expect(try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'statistical'") == 0)
-        try await pipeline.waitFor("the deep forecast in the table") {
+        try await waitFor("the deep forecast in the table") {
             try await d.count("SELECT count(*) AS n FROM latest_forecasts l JOIN forecasts f ON f.id = l.forecast_id WHERE f.kind = 'deep'") == 21
         }
         #expect(try await d.count("SELECT count(*) AS n FROM latest_forecasts WHERE NOT (q[1] <= q[2] AND q[2] <= q[3])") == 0)

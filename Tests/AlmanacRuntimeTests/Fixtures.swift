@@ -254,7 +254,7 @@ final class TestDeployment: @unchecked Sendable {
         var configuration = configuration
         if let rateLimit { configuration.rateLimit = rateLimit }
         if withAPI {
-            let api = try await ForecastAPI.connect(url: databaseURL, connections: 2, dropFolder: dropDirectory)
+            let api = try await ForecastAPI.connect(url: databaseURL, connections: 2, dropFolder: dropDirectory, allowPrivateWebhooks: true)
             self.api = api
             configuration.routes = [api]
         }

@@ -69,6 +69,16 @@ final class WebhookReceiver: @unchecked Sendable {
     }
 }
 
+/// Waits until `condition` holds (polling every 200 ms), or records a failure naming `what`.
+func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    Issue.record("timed out waiting for \(what)")
+}
+
 /// The whole pipeline on real Postgres, the mock cluster, the function processes and a real
 /// HTTP receiver: data arrival → predictor → forecast → export → signed webhook; then new
 /// actuals that breach the bound → retrain → new forecast → webhook.
@@ -102,14 +112,6 @@ final class WebhookReceiver: @unchecked Sendable {
         try await d.publish(e)
     }
 
-    func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        Issue.record("timed out waiting for \(what)")
-    }
 
     @Test func dataArrivalToWebhookThenBreachRetrainsAndForecastsAgain() async throws {
         let receiver = WebhookReceiver()

@@ -15,6 +15,9 @@ public struct ForecastAPI: IngressRoutes {
     let pool: ConnectionPool
     /// Where uploads are written (each tenant's part of the drop folder), if this server takes them.
     let drop: DropFolder?
+    /// Whether tenants may add webhook endpoints on loopback or private addresses
+    /// (`ALMANAC_WEBHOOKS_ALLOW_PRIVATE=1`; off by default: no webhook into the internal network).
+    let allowPrivateWebhooks: Bool
     let ingressLog = Logger(label: "almanac.api")
     /// The largest JSON request body.
     public static let maxJSONBody = 64 << 10
@@ -23,9 +26,12 @@ public struct ForecastAPI: IngressRoutes {
 
     /// Connects `connections` sessions to the database (queries go round-robin over them).
     /// - Parameter dropFolder: the drop folder uploads are written into (nil: no uploads).
-    public static func connect(url: String, connections: Int = 4, dropFolder: String? = nil) async throws -> ForecastAPI {
+    /// - Parameter allowPrivateWebhooks: whether tenants may point endpoints at private addresses.
+    public static func connect(url: String, connections: Int = 4, dropFolder: String? = nil,
+                               allowPrivateWebhooks: Bool = ProcessInfo.processInfo.environment["ALMANAC_WEBHOOKS_ALLOW_PRIVATE"] == "1")
+        async throws -> ForecastAPI {
         ForecastAPI(pool: try await ConnectionPool.connect(url: url, size: connections, applicationName: "almanac-api"),
-                    drop: try dropFolder.map { try DropFolder(path: $0) })
+                    drop: try dropFolder.map { try DropFolder(path: $0) }, allowPrivateWebhooks: allowPrivateWebhooks)
     }
 
     /// Closes the sessions.
@@ -53,6 +59,7 @@ public struct ForecastAPI: IngressRoutes {
                 try await importStatus(dataset: try Self.datasetName(context), id: context.parameters.get("id") ?? "", tenant: c.tenant)
             }
         }
+        addWebhookRoutes(to: router, ingress: ingress)
         router.get("/v1/datasets/:name/forecast") { request, context in
             await serve(request, ingress, needs: .read) { c in try await forecast(request, dataset: try Self.datasetName(context), tenant: c.tenant) }
         }
@@ -104,18 +111,21 @@ public struct ForecastAPI: IngressRoutes {
         return Self.json(.ok, ["items": .array(items), "next_cursor": rows.count > page.limit ? .string(Page.cursor(names.last ?? "")) : .null])
     }
 
-    func createDataset(_ request: Request, tenant: String) async throws -> Response {
+    /// The request's JSON body, at most `maxJSONBody` bytes.
+    static func jsonBody(_ request: Request) async throws -> JSONValue {
         var r = request
-        let body: JSONValue
         do {
             let bytes = try await r.collectBody(upTo: Self.maxJSONBody)
-            body = try JSONValue(parsing: Data(bytes.readableBytesView))
+            return try JSONValue(parsing: Data(bytes.readableBytesView))
         } catch let e as JSONParseError {
             throw EventIngress.Problem(.badRequest, "the body is not JSON: \(e)")
         } catch {
             throw EventIngress.Problem(.contentTooLarge, "the body is over \(Self.maxJSONBody) bytes")
         }
-        let d = try DatasetRequest.dataset(from: body, tenant: tenant)
+    }
+
+    func createDataset(_ request: Request, tenant: String) async throws -> Response {
+        let d = try DatasetRequest.dataset(from: try await Self.jsonBody(request), tenant: tenant)
         let db = pool.next()
         if try await DatasetStore.find(tenant: tenant, name: d.name, in: db) != nil {
             throw EventIngress.Problem(.conflict, "dataset \(d.name) already exists for tenant \(tenant)")

@@ -37,12 +37,7 @@ enum OpenAPIDocument {
         "responses": {
           "202": {"description": "On the bus and archived.", "content": {"application/json": {"schema": {
             "type": "object", "required": ["accepted"], "properties": {"accepted": {"type": "array", "items": {"type": "string"}}}}}}},
-          "400": {"$ref": "#/components/responses/Problem"},
-          "401": {"$ref": "#/components/responses/Problem"},
-          "403": {"$ref": "#/components/responses/Problem"},
-          "413": {"$ref": "#/components/responses/Problem"},
-          "429": {"$ref": "#/components/responses/Problem"},
-          "503": {"$ref": "#/components/responses/Problem"}
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
       }
     },
@@ -56,11 +51,7 @@ enum OpenAPIDocument {
             "type": "object", "required": ["items", "next_cursor"],
             "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Dataset"}},
                            "next_cursor": {"type": ["string", "null"]}}}}}},
-          "400": {"$ref": "#/components/responses/Problem"},
-          "401": {"$ref": "#/components/responses/Problem"},
-          "403": {"$ref": "#/components/responses/Problem"},
-          "429": {"$ref": "#/components/responses/Problem"},
-          "503": {"$ref": "#/components/responses/Problem"}
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
       },
       "post": {
@@ -70,13 +61,7 @@ enum OpenAPIDocument {
         "responses": {
           "201": {"description": "Created.", "headers": {"Location": {"schema": {"type": "string"}}},
                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Dataset"}}}},
-          "400": {"$ref": "#/components/responses/Problem"},
-          "401": {"$ref": "#/components/responses/Problem"},
-          "403": {"$ref": "#/components/responses/Problem"},
-          "409": {"$ref": "#/components/responses/Problem"},
-          "413": {"$ref": "#/components/responses/Problem"},
-          "429": {"$ref": "#/components/responses/Problem"},
-          "503": {"$ref": "#/components/responses/Problem"}
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "409": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
       }
     },
@@ -87,11 +72,7 @@ enum OpenAPIDocument {
         "parameters": [{"$ref": "#/components/parameters/name"}],
         "responses": {
           "200": {"description": "The dataset.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DatasetDetail"}}}},
-          "401": {"$ref": "#/components/responses/Problem"},
-          "403": {"$ref": "#/components/responses/Problem"},
-          "404": {"$ref": "#/components/responses/Problem"},
-          "429": {"$ref": "#/components/responses/Problem"},
-          "503": {"$ref": "#/components/responses/Problem"}
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
       }
     },
@@ -107,13 +88,7 @@ enum OpenAPIDocument {
           "202": {"description": "Written and announced; the import runs.", "headers": {"Location": {"schema": {"type": "string"}}},
                   "content": {"application/json": {"schema": {"type": "object", "required": ["import_id", "status"],
                     "properties": {"import_id": {"type": "string"}, "status": {"const": "pending"}, "bytes": {"type": "integer"}}}}}},
-          "401": {"$ref": "#/components/responses/Problem"},
-          "403": {"$ref": "#/components/responses/Problem"},
-          "404": {"$ref": "#/components/responses/Problem"},
-          "413": {"$ref": "#/components/responses/Problem"},
-          "415": {"$ref": "#/components/responses/Problem"},
-          "429": {"$ref": "#/components/responses/Problem"},
-          "503": {"$ref": "#/components/responses/Problem"}
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "415": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
       }
     },
@@ -129,11 +104,83 @@ enum OpenAPIDocument {
             "properties": {"import_id": {"type": "string"}, "dataset": {"type": "string"},
                            "status": {"type": "string", "enum": ["pending", "accepted", "rejected", "failed"]},
                            "report": {"type": "object"}, "version": {"type": ["integer", "null"]}, "error": {"type": "string"}}}}}},
-          "401": {"$ref": "#/components/responses/Problem"},
-          "403": {"$ref": "#/components/responses/Problem"},
-          "404": {"$ref": "#/components/responses/Problem"},
-          "429": {"$ref": "#/components/responses/Problem"},
-          "503": {"$ref": "#/components/responses/Problem"}
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/webhooks": {
+      "get": {
+        "operationId": "listWebhooks",
+        "summary": "The tenant's webhook endpoints (never their secrets).",
+        "responses": {
+          "200": {"description": "The endpoints.", "content": {"application/json": {"schema": {"type": "object", "required": ["items"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}}}}}}},
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      },
+      "post": {
+        "operationId": "createWebhook",
+        "summary": "Add an endpoint; the answer holds its signing secret, shown once.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+          "type": "object", "required": ["url", "events"], "additionalProperties": false,
+          "properties": {"url": {"type": "string", "maxLength": 2048}, "events": {"type": "array", "minItems": 1, "maxItems": 50, "items": {"type": "string"}},
+                         "allow_private": {"type": "boolean"}}}}}},
+        "responses": {
+          "201": {"description": "Added.", "headers": {"Location": {"schema": {"type": "string"}}},
+                  "content": {"application/json": {"schema": {"allOf": [{"$ref": "#/components/schemas/Webhook"},
+                    {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string"}}}]}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/webhooks/{id}": {
+      "delete": {
+        "operationId": "deleteWebhook",
+        "summary": "Delete an endpoint: it receives nothing more; its deliveries stay listed.",
+        "parameters": [{"$ref": "#/components/parameters/endpoint"}],
+        "responses": {
+          "204": {"description": "Deleted."},
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/webhooks/{id}/rotate-secret": {
+      "post": {
+        "operationId": "rotateWebhookSecret",
+        "summary": "A new secret; the old one signs too (a second v1 signature) until the overlap ends (default one day, at most seven).",
+        "parameters": [{"$ref": "#/components/parameters/endpoint"}],
+        "requestBody": {"required": false, "content": {"application/json": {"schema": {
+          "type": "object", "additionalProperties": false, "properties": {"overlap_seconds": {"type": "number", "minimum": 0, "maximum": 604800}}}}}},
+        "responses": {
+          "200": {"description": "The new secret, shown once.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["id", "secret", "overlap_seconds"],
+            "properties": {"id": {"type": "string"}, "secret": {"type": "string"}, "overlap_seconds": {"type": "number"}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/webhooks/{id}/deliveries": {
+      "get": {
+        "operationId": "listDeliveries",
+        "summary": "The endpoint's deliveries, newest first, with their state and attempts.",
+        "parameters": [{"$ref": "#/components/parameters/endpoint"}, {"$ref": "#/components/parameters/limit"}, {"$ref": "#/components/parameters/cursor"}],
+        "responses": {
+          "200": {"description": "A page of deliveries.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["items", "next_cursor"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}, "next_cursor": {"type": ["string", "null"]}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/deliveries/{id}/redeliver": {
+      "post": {
+        "operationId": "redeliver",
+        "summary": "Send a delivery again, with the same webhook-id and body.",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 20}}],
+        "responses": {
+          "202": {"description": "Queued.", "content": {"application/json": {"schema": {"type": "object", "required": ["delivery_id", "state"],
+            "properties": {"delivery_id": {"type": "integer"}, "state": {"const": "pending"}}}}}},
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
       }
     },
@@ -154,12 +201,7 @@ enum OpenAPIDocument {
             "headers": {"Almanac-Forecast-Id": {"schema": {"type": "string"}}, "Almanac-Next-Cursor": {"schema": {"type": "string"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Forecast"}}, "text/csv": {"schema": {"type": "string"}}}
           },
-          "400": {"$ref": "#/components/responses/Problem"},
-          "401": {"$ref": "#/components/responses/Problem"},
-          "403": {"$ref": "#/components/responses/Problem"},
-          "404": {"$ref": "#/components/responses/Problem"},
-          "429": {"$ref": "#/components/responses/Problem"},
-          "503": {"$ref": "#/components/responses/Problem"}
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
       }
     }
@@ -168,6 +210,7 @@ enum OpenAPIDocument {
     "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "A tenant token (alm_…) from `almanac tenants create` or `almanac tokens create`."}},
     "parameters": {
       "name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"}},
+      "endpoint": {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 200}},
       "limit": {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
       "cursor": {"name": "cursor", "in": "query", "required": false, "description": "The next_cursor of the previous page.",
                  "schema": {"type": "string", "minLength": 1, "maxLength": 4096}}
@@ -225,6 +268,18 @@ enum OpenAPIDocument {
                              "report": {"type": "object"}, "created_at": {"type": "string", "format": "date-time"}}}}
           }
         }]
+      },
+      "Webhook": {
+        "type": "object", "required": ["id", "url", "events", "allow_private"],
+        "properties": {"id": {"type": "string"}, "url": {"type": "string"}, "events": {"type": "array", "items": {"type": "string"}},
+                       "allow_private": {"type": "boolean"}, "disabled": {"type": ["string", "null"]}, "created_at": {"type": "string", "format": "date-time"}}
+      },
+      "Delivery": {
+        "type": "object", "required": ["id", "event_id", "event_type", "webhook_id", "state", "attempts"],
+        "properties": {"id": {"type": "integer"}, "event_id": {"type": "string"}, "event_type": {"type": "string"}, "webhook_id": {"type": "string"},
+                       "state": {"type": "string", "enum": ["pending", "delivered", "failed"]}, "attempts": {"type": "integer"},
+                       "last_status": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
+                       "created_at": {"type": "string", "format": "date-time"}, "delivered_at": {"type": ["string", "null"], "format": "date-time"}}
       },
       "Forecast": {
         "type": "object", "required": ["dataset", "forecast_id", "quantiles", "items", "next_cursor"],
