@@ -62,6 +62,13 @@ import Testing
             let exported = try #require(try JSONValue(parsing: delivered.body)["data"]?["forecast_id"]?.stringValue)
             #expect(forecast["forecast_id"]?.stringValue == exported, "the API serves the forecast the webhook announced")
 
+            // The predictor behind it: metrics and each item's chosen model.
+            let (_, trained) = try await api.object("GET", "/v1/datasets/shop/predictors", token: acme)
+            let predictor = try #require(trained["items"]?.arrayValue?.first)
+            #expect(predictor["items"]?.arrayValue?.compactMap { $0["item_id"]?.stringValue } == ["A", "B", "C"])
+            #expect(predictor["items"]?.arrayValue?.allSatisfy { !($0["model"]?.stringValue ?? "").isEmpty } == true)
+            #expect(predictor["metrics"]?.objectValue?.isEmpty == false, "\(predictor.serialized())")
+
             // 5. Rotate the secret; the next delivery verifies with the new one (and not the old: no overlap).
             let old = receiver.secret
             let (_, rotated) = try await api.object("POST", "/v1/webhooks/\(endpointID)/rotate-secret", token: acme, json: ["overlap_seconds": 0])

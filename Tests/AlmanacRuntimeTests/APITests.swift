@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test func datasetsAndForecastsForTheTokensTenantOnly() async throws {
-        let (d, api, acme, acmeRead, globex) = try await deployment()
+        let (d, api, acme, acmeRead, globex) = try await deployment(pipeline: ["ingest"])
         // Create: 201 with Location; again 409; a read token 403; no token 401.
         let created = try await api.send("POST", "/v1/datasets", token: acme, json: ["name": "sales", "horizon": 2, "frequency": "daily"])
         #expect(created.status == 201, "\(created.body)")
@@ -143,6 +143,31 @@ import Testing
                                                                body: e.structuredJSON().serializedData()))
         #expect(posted.status == 202)
         #expect(try await d.waitForCount("SELECT count(*) AS n FROM event_archive WHERE id = 'v1-1' AND tenant = 'acme'", atLeast: 1) == 1)
+        // A dead letter of the tenant's: listed and shown to it alone, and redriven.
+        let bad = CloudEvent(id: "v1-bad", source: "erp", type: "almanac.data.arrived", json: ["dataset": "sales", "url": "x", "colour": "red"])
+        #expect(try await api.http.send(HTTPClientRequest(method: "POST", url: api.base + "/v1/events",
+                                                          headers: [("Authorization", "Bearer \(acme)"), ("Content-Type", cloudEventsJSONType)],
+                                                          body: bad.structuredJSON().serializedData())).status == 202)
+        #expect(try await d.waitForCount("SELECT count(*) AS n FROM dead_letters WHERE event_id = 'v1-bad'", atLeast: 1) == 1)
+        let (_, letters) = try await api.object("GET", "/v1/deadletters", token: acmeRead)
+        let letter = try #require(letters["items"]?.arrayValue?.first)
+        #expect(letter["event_id"]?.stringValue == "v1-bad" && letter["error_code"]?.stringValue == "schema_violation", "\(letters.serialized())")
+        let letterID = try #require(letter["id"]?.intValue)
+        let (_, shownLetter) = try await api.object("GET", "/v1/deadletters/\(letterID)", token: acme)
+        #expect(shownLetter["record"]?.stringValue?.contains("colour") == true)
+        let (_, none) = try await api.object("GET", "/v1/deadletters", token: globex)
+        #expect(none["items"]?.arrayValue?.isEmpty == true)
+        #expect(try await api.send("GET", "/v1/deadletters/\(letterID)", token: globex).status == 404)
+        #expect(try await api.send("POST", "/v1/deadletters/\(letterID)/redrive", token: globex).status == 404)
+        #expect(try await api.send("POST", "/v1/deadletters/\(letterID)/redrive", token: acmeRead).status == 403)
+        #expect(try await api.send("POST", "/v1/deadletters/\(letterID)/redrive", token: acme).status == 202)
+        #expect(try await api.send("POST", "/v1/deadletters/\(letterID)/redrive", token: acme).status == 404, "a letter is redriven once")
+        let (_, redriven) = try await api.object("GET", "/v1/deadletters?status=redriven", token: acme)
+        #expect(redriven["items"]?.arrayValue?.compactMap { $0["id"]?.intValue }.contains(letterID) == true)
+        // Predictors and accuracy of a dataset: empty here, another tenant's 404.
+        #expect(try await api.object("GET", "/v1/datasets/sales/predictors", token: acme).1["items"]?.arrayValue?.count == 1)
+        #expect(try await api.object("GET", "/v1/datasets/sales/accuracy", token: acme).1["items"]?.arrayValue?.isEmpty == true)
+        #expect(try await api.send("GET", "/v1/datasets/sales/predictors", token: globex).status == 404)
         // The document is served without a token.
         let doc = try await api.object("GET", "/v1/openapi.json", token: nil)
         #expect(doc.0 == 200 && doc.1["openapi"]?.stringValue == "3.1.0")

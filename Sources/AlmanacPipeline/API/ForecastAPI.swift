@@ -60,6 +60,7 @@ public struct ForecastAPI: IngressRoutes {
             }
         }
         addWebhookRoutes(to: router, ingress: ingress)
+        addInsightRoutes(to: router, ingress: ingress)
         router.get("/v1/datasets/:name/forecast") { request, context in
             await serve(request, ingress, needs: .read) { c in try await forecast(request, dataset: try Self.datasetName(context), tenant: c.tenant) }
         }

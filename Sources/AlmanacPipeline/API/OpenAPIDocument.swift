@@ -108,6 +108,75 @@ enum OpenAPIDocument {
         }
       }
     },
+    "/v1/datasets/{name}/predictors": {
+      "get": {
+        "operationId": "listPredictors",
+        "summary": "The dataset's predictors, newest first, with their backtest metrics and each item's chosen model.",
+        "parameters": [{"$ref": "#/components/parameters/name"}, {"$ref": "#/components/parameters/limit"}],
+        "responses": {
+          "200": {"description": "The predictors.", "content": {"application/json": {"schema": {"type": "object", "required": ["items"],
+            "properties": {"items": {"type": "array", "items": {"type": "object", "required": ["id", "kind", "dataset_version", "metrics", "items"],
+              "properties": {"id": {"type": "string"}, "kind": {"type": "string"}, "dataset_version": {"type": "integer"}, "metrics": {"type": "object"},
+                             "created_at": {"type": "string", "format": "date-time"},
+                             "items": {"type": "array", "items": {"type": "object", "required": ["item_id", "model"],
+                               "properties": {"item_id": {"type": "string"}, "model": {"type": "string"}, "combination": {"type": "string"},
+                                              "members": {"type": "array", "items": {"type": "string"}}}}}}}}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/datasets/{name}/accuracy": {
+      "get": {
+        "operationId": "getAccuracy",
+        "summary": "The monitor's scores of the dataset's live forecasts on later actuals, against the retrain bound; breaches marked.",
+        "parameters": [{"$ref": "#/components/parameters/name"}],
+        "responses": {
+          "200": {"description": "The measurements, oldest first.", "content": {"application/json": {"schema": {"type": "object", "required": ["items"],
+            "properties": {"items": {"type": "array", "items": {"type": "object", "required": ["forecast_id", "dataset_version", "points", "breached"],
+              "properties": {"forecast_id": {"type": "string"}, "dataset_version": {"type": "integer"}, "points": {"type": "integer"},
+                             "wape": {"type": ["number", "null"]}, "mase": {"type": ["number", "null"]}, "wql": {"type": ["number", "null"]},
+                             "bound": {"type": ["number", "null"]}, "breached": {"type": "boolean"}, "created_at": {"type": "string", "format": "date-time"}}}}}}}}},
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/deadletters": {
+      "get": {
+        "operationId": "listDeadLetters",
+        "summary": "The tenant's dead letters, newest first (open ones unless status says otherwise).",
+        "parameters": [{"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": ["open", "redriven", "discarded", "all"]}},
+                       {"$ref": "#/components/parameters/limit"}, {"$ref": "#/components/parameters/cursor"}],
+        "responses": {
+          "200": {"description": "A page of dead letters.", "content": {"application/json": {"schema": {"type": "object", "required": ["items", "next_cursor"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetter"}}, "next_cursor": {"type": ["string", "null"]}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/deadletters/{id}": {
+      "get": {
+        "operationId": "getDeadLetter",
+        "summary": "One dead letter with its error and the original record.",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 20}}],
+        "responses": {
+          "200": {"description": "The dead letter.", "content": {"application/json": {"schema": {"allOf": [{"$ref": "#/components/schemas/DeadLetter"},
+            {"type": "object", "properties": {"record": {"type": "string"}, "record_encoding": {"type": "string", "enum": ["utf-8", "base64"]}}}]}}}},
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/deadletters/{id}/redrive": {
+      "post": {
+        "operationId": "redriveDeadLetter",
+        "summary": "Send an open dead letter back where it failed.",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 20}}],
+        "responses": {
+          "202": {"description": "Sent again.", "content": {"application/json": {"schema": {"type": "object", "required": ["id", "status"],
+            "properties": {"id": {"type": "integer"}, "status": {"const": "redriven"}, "topic": {"type": ["string", "null"]}}}}}},
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
     "/v1/webhooks": {
       "get": {
         "operationId": "listWebhooks",
@@ -268,6 +337,12 @@ enum OpenAPIDocument {
                              "report": {"type": "object"}, "created_at": {"type": "string", "format": "date-time"}}}}
           }
         }]
+      },
+      "DeadLetter": {
+        "type": "object", "required": ["id", "stage", "event_id", "error_code", "error", "attempts", "status"],
+        "properties": {"id": {"type": "integer"}, "stage": {"type": "string"}, "event_id": {"type": "string"}, "event_type": {"type": ["string", "null"]},
+                       "error_code": {"type": "string"}, "error": {"type": "string"}, "attempts": {"type": "integer"},
+                       "status": {"type": "string", "enum": ["open", "redriven", "discarded"]}, "created_at": {"type": "string", "format": "date-time"}}
       },
       "Webhook": {
         "type": "object", "required": ["id", "url", "events", "allow_private"],

@@ -15,7 +15,8 @@ import Logging
 /// after Kafka acknowledged every event of the request and Postgres archived them. Also serves `/healthz`, `/readyz`
 /// and Prometheus `/metrics`.
 public struct EventIngress: Sendable {
-    let producer: KafkaProducer
+    /// The bus producer, for routes that publish (redrives).
+    public let producer: KafkaProducer
     let tenants: TenantDirectory
     let archive: PostgresConnection
     let logger: Logger
