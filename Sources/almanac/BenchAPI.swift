@@ -19,7 +19,7 @@ struct BenchAPI: AsyncParsableCommand {
             a live forecast for every item of the file (M4 Hourly: 414 items) over `--horizon` steps after each item's \
             last timestamp, three quantiles each, stored as the export function stores it. Then random items are \
             queried: over HTTP (bearer token, the API's checks and query; one client at a time, then `--clients` at \
-            once), and by psql executing the API's own prepared statement for the same items in one session. The \
+            once), and by psql executing the API's own one-item statement, prepared, for the same items in one session. The \
             throughput ratio compares the one-at-a-time runs. The last line is JSON.
             """)
 
@@ -150,10 +150,8 @@ struct BenchAPI: AsyncParsableCommand {
     static func timePSQL(_ items: [String], pg: EmbeddedPostgres, work: String) throws -> Timing {
         var script = "\\timing on\n"
         script += """
-            PREPARE q(text) AS WITH items AS (SELECT DISTINCT item_id FROM latest_forecasts
-                WHERE tenant = 'bench' AND dataset = 'hourly' AND item_id = $1 ORDER BY 1 LIMIT 101)
-            SELECT l.item_id, l.ts, l.mean, array_to_string(l.q, ',') AS q, array_to_string(l.quantiles, ',') AS levels, l.forecast_id
-            FROM latest_forecasts l JOIN items i ON i.item_id = l.item_id WHERE l.tenant = 'bench' AND l.dataset = 'hourly' ORDER BY l.item_id, l.ts;
+            PREPARE q(text) AS SELECT item_id, ts, mean, array_to_string(q, ',') AS q, array_to_string(quantiles, ',') AS levels, forecast_id
+            FROM latest_forecasts WHERE tenant = 'bench' AND dataset = 'hourly' AND item_id = $1 ORDER BY ts;
 
             """
         for item in items { script += "EXECUTE q('\(item.replacingOccurrences(of: "'", with: "''"))');\n" }

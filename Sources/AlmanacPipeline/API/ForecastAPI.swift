@@ -279,27 +279,8 @@ public struct ForecastAPI: IngressRoutes {
         if let forecastID, forecastID.utf8.count > 200 || forecastID.isEmpty { throw EventIngress.Problem(.badRequest, "forecast_id must be 1 to 200 bytes") }
         let page = try Page(request, defaultLimit: 100)
         let db = pool.next()
-        guard try await DatasetStore.find(tenant: tenant, name: name, in: db) != nil else { throw Self.noDataset(name, tenant) }
-        let rows: PostgresRows
-        if let forecastID {
-            rows = try await db.query("""
-                WITH items AS (SELECT DISTINCT p.item_id FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id
-                               WHERE f.tenant = $1 AND f.dataset = $2 AND f.id = $3 AND ($4::text IS NULL OR p.item_id = $4)
-                                 AND ($5::text IS NULL OR p.item_id > $5) ORDER BY 1 LIMIT $6)
-                SELECT p.item_id, p.ts, p.mean, array_to_string(p.q, ',') AS q, array_to_string(f.quantiles, ',') AS levels, f.id AS forecast_id
-                FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id JOIN items i ON i.item_id = p.item_id
-                WHERE f.tenant = $1 AND f.id = $3 ORDER BY p.item_id, p.ts
-                """, [tenant, name, forecastID, item, page.after, page.limit + 1])
-        } else {
-            rows = try await db.query("""
-                WITH items AS (SELECT DISTINCT item_id FROM latest_forecasts
-                               WHERE tenant = $1 AND dataset = $2 AND ($3::text IS NULL OR item_id = $3)
-                                 AND ($4::text IS NULL OR item_id > $4) ORDER BY 1 LIMIT $5)
-                SELECT l.item_id, l.ts, l.mean, array_to_string(l.q, ',') AS q, array_to_string(l.quantiles, ',') AS levels, l.forecast_id
-                FROM latest_forecasts l JOIN items i ON i.item_id = l.item_id
-                WHERE l.tenant = $1 AND l.dataset = $2 ORDER BY l.item_id, l.ts
-                """, [tenant, name, item, page.after, page.limit + 1])
-        }
+        let rows = try await Self.forecastRows(db, tenant: tenant, dataset: name, item: item, forecastID: forecastID, page: page)
+        if rows.count == 0, try await DatasetStore.find(tenant: tenant, name: name, in: db) == nil { throw Self.noDataset(name, tenant) }
         let table = try ForecastTable(rows: rows, limit: page.limit)
         guard let id = table.forecastID else {
             throw EventIngress.Problem(.notFound, forecastID.map { "dataset \(name) has no forecast \(EventLimits.quoted($0))" + (item.map { " for item \(EventLimits.quoted($0))" } ?? "") }
@@ -313,6 +294,42 @@ public struct ForecastAPI: IngressRoutes {
             return response
         }
         return Self.json(.ok, table.json(dataset: name, forecastID: id, next: next))
+    }
+
+    /// The rows of the forecast for the request, ordered by item and time: one item's by the
+    /// primary key alone (the QueryForecast path: one index range, no other statement), or a
+    /// page of items after the cursor.
+    static func forecastRows(_ db: PostgresConnection, tenant: String, dataset: String, item: String?, forecastID: String?,
+                             page: Page) async throws -> PostgresRows {
+        switch (item, forecastID) {
+        case (let item?, nil):
+            return try await db.query("""
+                SELECT item_id, ts, mean, array_to_string(q, ',') AS q, array_to_string(quantiles, ',') AS levels, forecast_id
+                FROM latest_forecasts WHERE tenant = $1 AND dataset = $2 AND item_id = $3 ORDER BY ts
+                """, [tenant, dataset, item])
+        case (let item?, let id?):
+            return try await db.query("""
+                SELECT p.item_id, p.ts, p.mean, array_to_string(p.q, ',') AS q, array_to_string(f.quantiles, ',') AS levels, f.id AS forecast_id
+                FROM forecasts f JOIN forecast_points p ON p.forecast_id = f.id
+                WHERE f.id = $3 AND f.tenant = $1 AND f.dataset = $2 AND p.item_id = $4 ORDER BY p.ts
+                """, [tenant, dataset, id, item])
+        case (nil, nil):
+            return try await db.query("""
+                WITH items AS (SELECT DISTINCT item_id FROM latest_forecasts
+                               WHERE tenant = $1 AND dataset = $2 AND item_id > $3 ORDER BY 1 LIMIT $4)
+                SELECT l.item_id, l.ts, l.mean, array_to_string(l.q, ',') AS q, array_to_string(l.quantiles, ',') AS levels, l.forecast_id
+                FROM latest_forecasts l JOIN items i ON i.item_id = l.item_id
+                WHERE l.tenant = $1 AND l.dataset = $2 ORDER BY l.item_id, l.ts
+                """, [tenant, dataset, page.after ?? "", page.limit + 1])
+        case (nil, let id?):
+            return try await db.query("""
+                WITH items AS (SELECT DISTINCT p.item_id FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id
+                               WHERE f.tenant = $1 AND f.dataset = $2 AND f.id = $3 AND p.item_id > $4 ORDER BY 1 LIMIT $5)
+                SELECT p.item_id, p.ts, p.mean, array_to_string(p.q, ',') AS q, array_to_string(f.quantiles, ',') AS levels, f.id AS forecast_id
+                FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id JOIN items i ON i.item_id = p.item_id
+                WHERE f.tenant = $1 AND f.id = $3 ORDER BY p.item_id, p.ts
+                """, [tenant, dataset, id, page.after ?? "", page.limit + 1])
+        }
     }
 
     /// Whether the `Accept` header asks for CSV before JSON.
