@@ -66,6 +66,7 @@ struct BenchAPI: AsyncParsableCommand {
         // Warm up both paths, then measure.
         let client = HTTPClient()
         for item in picks.prefix(200) { _ = try await Self.get(client, base + item, token: token) }
+        let floor = try await Self.timeHTTP(picks, base: "http://127.0.0.1:\(port)/healthz?", token: token, clients: 1)
         let sequential = try await Self.timeHTTP(picks, base: base, token: token, clients: 1)
         let concurrent = try await Self.timeHTTP(picks, base: base, token: token, clients: clients)
         let psql = try Self.timePSQL(picks, pg: pg, work: work)
@@ -77,12 +78,13 @@ struct BenchAPI: AsyncParsableCommand {
         print("items \(items.count), \(horizon) steps each, \(queries) queries per run")
         print("API, 1 client:        p50 \(ms(sequential.p50)) ms  p99 \(ms(sequential.p99)) ms  \(Int(sequential.qps)) queries/s")
         print("API, \(clients) clients:       p50 \(ms(concurrent.p50)) ms  p99 \(ms(concurrent.p99)) ms  \(Int(concurrent.qps)) queries/s")
+        print("GET /healthz:         p50 \(ms(floor.p50)) ms  p99 \(ms(floor.p99)) ms  \(Int(floor.qps)) queries/s (the HTTP round trip alone)")
         print("psql, same statement: p50 \(ms(psql.p50)) ms  p99 \(ms(psql.p99)) ms  \(Int(psql.qps)) queries/s")
         print("{\"items\":\(items.count),\"queries\":\(queries),\"p50_ms\":\(round3(sequential.p50 * 1000)),\"p99_ms\":\(round3(sequential.p99 * 1000)),"
               + "\"qps\":\(Int(sequential.qps)),\"concurrent_clients\":\(clients),\"concurrent_p50_ms\":\(round3(concurrent.p50 * 1000)),"
               + "\"concurrent_p99_ms\":\(round3(concurrent.p99 * 1000)),\"concurrent_qps\":\(Int(concurrent.qps)),"
               + "\"psql_p50_ms\":\(round3(psql.p50 * 1000)),\"psql_p99_ms\":\(round3(psql.p99 * 1000)),\"psql_qps\":\(Int(psql.qps)),"
-              + "\"qps_ratio\":\(round3(sequential.qps / psql.qps))}")
+              + "\"healthz_p50_ms\":\(round3(floor.p50 * 1000)),\"qps_ratio\":\(round3(sequential.qps / psql.qps))}")
     }
 
     struct Timing { var p50: Double, p99: Double, qps: Double }

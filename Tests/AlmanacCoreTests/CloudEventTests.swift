@@ -93,6 +93,24 @@ import Testing
         #expect(next.id != e.id)
     }
 
+    /// The digit-by-digit formatter against the C library's formatting of the same fields.
+    @Test func formatMatchesTheCLibraryForAnyDate() {
+        var rng = SystemRandomNumberGenerator()
+        let lowest = -62_135_596_800.0, highest = 253_402_300_799.0
+        var dates = [lowest, highest, 0, 1_795_428_000.25, 1_795_428_000.9996, 951_782_400]
+        for _ in 0..<2000 { dates.append(Double.random(in: lowest...highest, using: &rng)) }
+        for raw in dates {
+            var seconds = raw, millis = Int((raw - raw.rounded(.down)) * 1000 + 0.5)
+            if millis >= 1000 { millis -= 1000; seconds += 1 }
+            var t = time_t(seconds.rounded(.down)), parts = tm()
+            gmtime_r(&t, &parts)
+            let expected = String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                                  Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+            #expect(RFC3339.format(Date(timeIntervalSince1970: raw)) == expected, "\(raw)")
+        }
+        #expect(RFC3339.format(Date(timeIntervalSince1970: .nan)) == "0001-01-01T00:00:00.000Z")
+    }
+
     @Test func rfc3339() {
         #expect(RFC3339.parse("2026-11-23T10:00:00Z")?.timeIntervalSince1970 == 1_795_428_000)
         #expect(RFC3339.parse("2026-11-23T11:00:00+01:00")?.timeIntervalSince1970 == 1_795_428_000)
