@@ -225,14 +225,15 @@ import Testing
     }
 
     @Test func eachTenantHasARequestRate() async throws {
-        let (d, api, acme, _, globex) = try await deployment(rateLimit: 2)  // 2 a second, bursts of 4
+        // One a second, bursts of two: 20 requests can all pass only if each took over a second.
+        let (d, api, acme, _, globex) = try await deployment(rateLimit: 1)
         var statuses: [Int] = [], retryAfter: [String] = []
-        for _ in 0..<12 {
+        for _ in 0..<20 {
             let r = try await api.send("GET", "/v1/datasets", token: acme)
             statuses.append(r.status)
             retryAfter += r.headers.filter { $0.0.lowercased() == "retry-after" }.map(\.1)
         }
-        #expect(statuses.filter { $0 == 200 }.count >= 4 && statuses.contains(429), "\(statuses)")
+        #expect(statuses.filter { $0 == 200 }.count >= 2 && statuses.contains(429), "\(statuses)")
         #expect(!retryAfter.isEmpty && retryAfter.allSatisfy { Int($0).map { $0 >= 1 } ?? false }, "\(retryAfter)")
         #expect(try await api.send("GET", "/v1/datasets", token: globex).status == 200, "another tenant's rate is its own")
         await d.shutdown()

@@ -104,8 +104,9 @@ import Testing
         #expect(try await d.count("SELECT attempts::bigint AS n FROM webhook_deliveries WHERE id = $1", [delivery]) == 0)
         // The attempt due, from the owner, is made (port 9 refuses: a failed attempt, retried later).
         try await d.publish(retry("acme", attempt: 1))
-        #expect(try await d.waitForCount("SELECT count(*) AS n FROM webhook_attempts", atLeast: 1) == 1)
-        #expect(try await d.count("SELECT attempts::bigint AS n FROM webhook_deliveries WHERE id = $1", [delivery]) == 1)
+        // The attempt is stored before the delivery's count: wait for the count, then read both.
+        #expect(try await d.waitForCount("SELECT attempts::bigint AS n FROM webhook_deliveries WHERE id = $1", [delivery], atLeast: 1) == 1)
+        #expect(try await d.count("SELECT count(*) AS n FROM webhook_attempts") == 1)
         await d.shutdown()
     }
 
