@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: deps build run run-chain test unit bench-router bench-ingest bench-pipeline bench-m4 bench-deep bench-deep-gpu clean
+.PHONY: deps build run run-chain test unit bench-router bench-ingest bench-pipeline bench-api bench-m4 bench-deep bench-deep-gpu clean
 
 deps:
 	@infra/local/install-deps.sh
@@ -47,6 +47,11 @@ bench-ingest: deps
 bench-pipeline: deps
 	$(SWIFT) build -c release
 	.build/release/almanac bench pipeline --file $(M4)/hourly-train.csv --horizon 48 --frequency hourly
+
+# The /v1 forecast query for one item of M4 Hourly's 414 (h 48), next to psql; the last line is JSON.
+bench-api: deps
+	$(SWIFT) build -c release --product almanac
+	.build/release/almanac bench api --file $(M4)/hourly-train.csv --horizon 48
 
 # The forecasting library on M4 Hourly and Weekly, scored by ../shared/tools/m4_score.py.
 bench-m4: deps
