@@ -44,7 +44,8 @@ public final class PostgresConnection: @unchecked Sendable {
         return try await withCheckedThrowingContinuation { cont in
             DispatchQueue.global().async {
                 let keys = ["dbname", "application_name", "connect_timeout"]
-                let values = [url, applicationName, "10"]
+                // A Postgres on a busy machine can take seconds to start a session: 30 s before giving up.
+                let values = [url, applicationName, "30"]
                 let conn = PostgresConnection.connectExpanding(keys: keys, values: values)
                 guard let conn else {
                     cont.resume(throwing: PostgresError(.connectionFailed, "cannot allocate a libpq connection", query: nil))

@@ -32,7 +32,9 @@ actor TestPostgres {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("almanac-tests-\(getpid())").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         chmod(base, 0o755)
-        let pg = try EmbeddedPostgres(dataDirectory: "\(base)/pg", port: EmbeddedPostgres.freePort(), logFile: "\(base)/pg.log")
+        // A scratch server: the tests create a database each, and flushing every one to disk
+        // stalled new connections for seconds on a busy machine.
+        let pg = try EmbeddedPostgres(dataDirectory: "\(base)/pg", port: EmbeddedPostgres.freePort(), logFile: "\(base)/pg.log", durable: false)
         try await offThePool { try pg.start(logger: Logger(label: "test.postgres")) }
         TestPostgres.stopAtExit(pg)
         return pg

@@ -16,6 +16,8 @@ public struct EmbeddedPostgres: Sendable {
     public var logFile: String
     /// The folder of `initdb`, `pg_ctl` and `postgres`.
     public var binDirectory: String
+    /// Whether commits are flushed to disk (off for scratch servers).
+    public var durable: Bool
 
     /// The URL of the `almanac` database.
     public var url: String { "postgresql://almanac@127.0.0.1:\(port)/almanac" }
@@ -24,9 +26,12 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Describes a server; nothing starts until `start()`.
     /// - Throws: `EmbeddedServiceError` when no Postgres binaries are installed.
-    public init(dataDirectory: String, port: Int, logFile: String? = nil) throws {
+    /// - Parameter durable: false for scratch servers (tests, benchmarks) that need no
+    ///   durability across a crash of the machine: no fsync, no synchronous commit.
+    public init(dataDirectory: String, port: Int, logFile: String? = nil, durable: Bool = true) throws {
         self.dataDirectory = dataDirectory
         self.port = port
+        self.durable = durable
         self.logFile = logFile ?? "\(dataDirectory).log"
         self.binDirectory = try EmbeddedPostgres.findBinaries()
     }
@@ -63,7 +68,8 @@ public struct EmbeddedPostgres: Sendable {
         try prepareOwnership(of: logFile, isFile: true)
         if try isRunning() { return }
         // A server killed hard leaves its pid file; pg_ctl handles a stale one itself.
-        let options = "-p \(port) -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=on -c max_connections=200 -c shared_buffers=128MB"
+        let sync = durable ? "-c fsync=on" : "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        let options = "-p \(port) -c listen_addresses=127.0.0.1 -c unix_socket_directories= \(sync) -c max_connections=200 -c shared_buffers=128MB"
         try run("pg_ctl", ["-D", dataDirectory, "-l", logFile, "-o", options, "-w", "-t", "60", "start"])
         try run("psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "almanac", "-d", "postgres", "-tAc",
                          "SELECT 1 FROM pg_database WHERE datname = 'almanac'"], captureInto: { out in
