@@ -108,17 +108,24 @@ public enum DatasetStore {
     /// The tenant's datasets by name (one when `name` is given).
     public static func list(tenant: String, name: String? = nil, in db: PostgresConnection) async throws -> [Dataset] {
         let rows = try await db.query("""
-            SELECT name, horizon, frequency, array_to_string(quantiles, ',') AS quantiles, retrain_wape, retrain_factor, max_error_rate, models,
-                   max_file_bytes, max_line_bytes FROM datasets
-            WHERE tenant = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name
+            SELECT \(columns) FROM datasets WHERE tenant = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name
             """, [tenant, name])
-        return try rows.map { r in
-            Dataset(tenant: tenant, name: try r.decode("name"), horizon: try r.decode("horizon"), frequency: try r.decodeIfPresent("frequency"),
-                    quantiles: (r.text("quantiles") ?? "").split(separator: ",").compactMap { Double($0) },
-                    retrainWAPE: try r.decodeIfPresent("retrain_wape"), retrainFactor: try r.decode("retrain_factor"),
-                    maxErrorRate: try r.decode("max_error_rate"), models: try r.decode("models"),
-                    maxFileBytes: try r.decode("max_file_bytes"), maxLineBytes: try r.decode("max_line_bytes"))
-        }
+        return try rows.map { try dataset(from: $0, tenant: tenant) }
+    }
+
+    /// The columns `dataset(from:tenant:)` reads, for a select list.
+    public static let columns = """
+        name, horizon, frequency, array_to_string(quantiles, ',') AS quantiles, retrain_wape, retrain_factor, max_error_rate, models,
+        max_file_bytes, max_line_bytes
+        """
+
+    /// A dataset from a row holding `columns`.
+    public static func dataset(from r: PostgresRow, tenant: String) throws -> Dataset {
+        Dataset(tenant: tenant, name: try r.decode("name"), horizon: try r.decode("horizon"), frequency: try r.decodeIfPresent("frequency"),
+                quantiles: (r.text("quantiles") ?? "").split(separator: ",").compactMap { Double($0) },
+                retrainWAPE: try r.decodeIfPresent("retrain_wape"), retrainFactor: try r.decode("retrain_factor"),
+                maxErrorRate: try r.decode("max_error_rate"), models: try r.decode("models"),
+                maxFileBytes: try r.decode("max_file_bytes"), maxLineBytes: try r.decode("max_line_bytes"))
     }
 }
 

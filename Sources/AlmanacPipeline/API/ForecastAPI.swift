@@ -101,15 +101,15 @@ public struct ForecastAPI: IngressRoutes {
     func listDatasets(_ request: Request, tenant: String) async throws -> Response {
         let page = try Page(request)
         let db = pool.next()
+        // One statement for the page, whatever its size.
         let rows = try await db.query("""
-            SELECT name FROM datasets WHERE tenant = $1 AND ($2::text IS NULL OR name > $2) ORDER BY name LIMIT $3
+            SELECT \(DatasetStore.columns), \(Self.latestColumns) FROM datasets d
+            WHERE d.tenant = $1 AND ($2::text IS NULL OR d.name > $2) ORDER BY d.name LIMIT $3
             """, [tenant, page.after, page.limit + 1])
-        let names = try rows.prefix(page.limit).map { try $0.decode("name", as: String.self) }
-        var items: [JSONValue] = []
-        for name in names {
-            if let d = try await DatasetStore.find(tenant: tenant, name: name, in: db) { items.append(try await summary(d, db: db)) }
-        }
-        return Self.json(.ok, ["items": .array(items), "next_cursor": rows.count > page.limit ? .string(Page.cursor(names.last ?? "")) : .null])
+        let shown = Array(rows.prefix(page.limit))
+        let items = try shown.map { r in Self.summary(try DatasetStore.dataset(from: r, tenant: tenant), r) }
+        let last = try shown.last?.decode("name", as: String.self)
+        return Self.json(.ok, ["items": .array(items), "next_cursor": rows.count > page.limit ? .string(Page.cursor(last ?? "")) : .null])
     }
 
     /// The request's JSON body, at most `maxJSONBody` bytes.
@@ -167,20 +167,29 @@ public struct ForecastAPI: IngressRoutes {
         return Self.json(.ok, .object(out))
     }
 
+    /// A dataset's latest version and live forecast, as select-list columns over `datasets d`.
+    static let latestColumns = """
+        (SELECT max(version) FROM dataset_versions v WHERE v.tenant = d.tenant AND v.dataset = d.name) AS version,
+        (SELECT forecast_id FROM latest_forecasts l WHERE l.tenant = d.tenant AND l.dataset = d.name LIMIT 1) AS forecast
+        """
+
     /// A dataset's settings, with its latest version and live forecast.
     func summary(_ d: Dataset, db: PostgresConnection) async throws -> JSONValue {
-        let latest = try await db.query("""
-            SELECT (SELECT max(version) FROM dataset_versions WHERE tenant = $1 AND dataset = $2) AS version,
-                   (SELECT forecast_id FROM latest_forecasts WHERE tenant = $1 AND dataset = $2 LIMIT 1) AS forecast
-            """, [d.tenant, d.name])
-        return .object([
+        let latest = try await db.query("SELECT \(Self.latestColumns) FROM datasets d WHERE d.tenant = $1 AND d.name = $2", [d.tenant, d.name])
+        guard let row = latest.first else { throw Self.noDataset(d.name, d.tenant) }
+        return Self.summary(d, row)
+    }
+
+    /// A dataset's settings, with the latest version and live forecast a row of `latestColumns` holds.
+    static func summary(_ d: Dataset, _ latest: PostgresRow) -> JSONValue {
+        .object([
             "name": .string(d.name), "horizon": .number(Double(d.horizon)), "frequency": d.frequency.map(JSONValue.string) ?? .null,
             "quantiles": .array(d.quantiles.map(JSONValue.number)), "models": .string(d.models),
             "retrain_wape": d.retrainWAPE.map(JSONValue.number) ?? .null, "retrain_factor": .number(d.retrainFactor),
             "max_error_rate": .number(d.maxErrorRate), "max_file_bytes": .number(Double(d.maxFileBytes)),
             "max_line_bytes": .number(Double(d.maxLineBytes)),
-            "latest_version": (try latest.first?.decodeIfPresent("version", as: Int.self)).map { .number(Double($0)) } ?? .null,
-            "live_forecast_id": latest.first?.text("forecast").map(JSONValue.string) ?? .null,
+            "latest_version": latest.text("version").flatMap(Int.init).map { .number(Double($0)) } ?? .null,
+            "live_forecast_id": latest.text("forecast").map(JSONValue.string) ?? .null,
         ])
     }
 
