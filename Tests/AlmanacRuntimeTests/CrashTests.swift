@@ -31,19 +31,24 @@ struct SplitMix64: RandomNumberGenerator {
         try serve.start()
         defer { serve.kill(); killInstances(of: d) }
 
-        let total = 300
-        // Events flow for the whole chaos window (about 9 s), so kills land mid-flow.
+        // Events flow for the whole chaos window, so kills land mid-flow: about 300 in ten
+        // seconds, more while the chaos goes on (at most 1000).
+        let publishing = StopFlag()
         let publisher = Task {
-            for n in 0..<total {
+            var n = 0
+            while n < 1000 && (n < 300 || !publishing.isSet) {
                 try await d.publish(testEvent("test.crash", n: n, subject: "s\(n % 7)"))
+                n += 1
                 try await Task.sleep(for: .milliseconds(30))
             }
+            return n
         }
-        // Chaos for about ten seconds: each round kills a function instance or the router. On a
-        // loaded machine instances start slowly and a round may find none to kill, so the chaos
-        // goes on (up to 30 s) until it has killed the router twice and functions five times.
+        // Chaos for at least ten seconds: each round kills a function instance or the router. On
+        // a loaded machine instances start slowly and a round may find none to kill, so the
+        // chaos (and the flow of events that keeps instances running) goes on until it has
+        // killed the router twice and functions five times (the cap, 180 s, is a safety only).
         var kills = (router: 0, functions: 0)
-        let chaosEnd = ContinuousClock.now + .seconds(10), hardEnd = ContinuousClock.now + .seconds(30)
+        let chaosEnd = ContinuousClock.now + .seconds(10), hardEnd = ContinuousClock.now + .seconds(180)
         func enough() -> Bool { kills.router >= 2 && kills.functions >= 5 }
         while ContinuousClock.now < chaosEnd || (!enough() && ContinuousClock.now < hardEnd) {
             try await Task.sleep(for: .milliseconds(Int.random(in: 100...400, using: &rng)))
@@ -60,11 +65,12 @@ struct SplitMix64: RandomNumberGenerator {
                 }
             }
         }
-        try await publisher.value
+        publishing.set()
+        let total = try await publisher.value
         if !serve.isRunning { try serve.start() }
 
         let done = try await d.waitForCount("SELECT count(DISTINCT n) AS n FROM test_effects WHERE function = 'crash-b'",
-                                            atLeast: total, timeout: .seconds(120))
+                                            atLeast: total, timeout: .seconds(180))
         #expect(done == total, "seed \(seed): every event reached the end of the chain (kills: \(kills))")
         for f in ["crash-a", "crash-b"] {
             let rows = try await d.db.query("""
