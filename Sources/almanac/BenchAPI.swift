@@ -36,12 +36,9 @@ struct BenchAPI: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: "\(work)/functions", withIntermediateDirectories: true)
         chmod(work, 0o755)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let pg = try EmbeddedPostgres(dataDirectory: "\(work)/pg", port: EmbeddedPostgres.freePort(), logFile: "\(work)/pg.log")
-        try pg.start(logger: logger)
+        let (pg, db) = try await benchPostgres(work: work, logger: logger)
         defer { pg.stop(mode: "immediate") }
         let paths = AlmanacPaths.discover()
-        let db = try await PostgresConnection.connect(url: pg.url)
-        try await PostgresMigrator(directory: paths.migrations).migrate(db, logger: logger)
 
         let items = try await Self.storeForecast(file: file, horizon: horizon, db: db)
         let token = try await TenantDirectory.create(tenant: "bench", in: db).token

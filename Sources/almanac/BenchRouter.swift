@@ -34,12 +34,9 @@ struct BenchRouter: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: "\(work)/functions", withIntermediateDirectories: true)
         chmod(work, 0o755)
         defer { if keep { say("work folder kept: \(work)") } else { try? FileManager.default.removeItem(atPath: work) } }
-        let pg = try EmbeddedPostgres(dataDirectory: "\(work)/pg", port: EmbeddedPostgres.freePort(), logFile: "\(work)/pg.log")
-        try pg.start(logger: logger)
+        let (pg, db) = try await benchPostgres(work: work, logger: logger)
         defer { pg.stop(mode: "immediate") }
         let paths = AlmanacPaths.discover()
-        let db = try await PostgresConnection.connect(url: pg.url)
-        try await PostgresMigrator(directory: paths.migrations).migrate(db, logger: logger)
         try await db.exec("CREATE TABLE bench_starts (event_id text PRIMARY KEY, published_at timestamptz NOT NULL, started_at timestamptz NOT NULL)")
 
         let cluster = try KafkaMockCluster()
