@@ -4,7 +4,7 @@ import Crypto
 import Foundation
 
 /// What a bearer token may do. `admin` may do everything its tenant may.
-public enum TokenScope: String, Sendable, CaseIterable, Comparable {
+public enum TokenScope: String, Sendable, CaseIterable {
     /// Publish events (`POST /events`).
     case publish
     /// Read the tenant's datasets, forecasts, deliveries and metrics.
@@ -15,8 +15,6 @@ public enum TokenScope: String, Sendable, CaseIterable, Comparable {
     /// Whether a token of this scope may act where `needed` is required.
     public func allows(_ needed: TokenScope) -> Bool { self == .admin || self == needed }
 
-    /// Orders scopes by name (for listings).
-    public static func < (a: TokenScope, b: TokenScope) -> Bool { a.rawValue < b.rawValue }
 }
 
 /// Who a bearer token speaks for.
