@@ -96,13 +96,15 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 
-    static func format(_ n: Double) -> String {
+    /// A number as `serialized` writes it: whole numbers without a fraction, non-finite as null.
+    public static func format(_ n: Double) -> String {
         guard n.isFinite else { return "null" }
         if n.rounded() == n && abs(n) < 1e15 { return String(Int64(n)) }
         return "\(n)"
     }
 
-    static func writeString(_ s: String, to out: inout String) {
+    /// Appends a string as a JSON string literal, escaped as `serialized` escapes it.
+    public static func writeString(_ s: String, to out: inout String) {
         out += "\""
         // Most strings need no escaping: append them whole.
         if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {

@@ -19,6 +19,8 @@ public struct HTTPClientRequest: Sendable {
     public var followRedirects: Bool
     /// When set, the response body is streamed into this file instead of memory (downloads).
     public var bodyFile: String?
+    /// When set, the request body is streamed from this file (uploads; `body` is ignored).
+    public var uploadFile: String?
     /// The largest body accepted; a longer one fails the request (`HTTPClientError.Code.tooLarge`),
     /// or, with `truncateBody`, is cut there and the transfer stopped.
     public var maxBodyBytes: Int?
@@ -34,7 +36,8 @@ public struct HTTPClientRequest: Sendable {
     /// Makes a request.
     public init(method: String, url: String, headers: [(String, String)] = [], body: Data? = nil,
                 timeout: Double = 30, connectTimeout: Double = 10, followRedirects: Bool = false, bodyFile: String? = nil,
-                maxBodyBytes: Int? = nil, truncateBody: Bool = false, resolve: [String] = []) {
+                maxBodyBytes: Int? = nil, truncateBody: Bool = false, resolve: [String] = [], uploadFile: String? = nil) {
+        self.uploadFile = uploadFile
         self.resolve = resolve
         self.truncateBody = truncateBody
         self.bodyFile = bodyFile
@@ -167,7 +170,7 @@ public final class HTTPClient: @unchecked Sendable {
         var list: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(list) }
         for (k, v) in request.headers { list = curl_slist_append(list, "\(k): \(v)") }
-        if request.body != nil, !request.headers.contains(where: { $0.0.lowercased() == "expect" }) {
+        if request.body != nil || request.uploadFile != nil, !request.headers.contains(where: { $0.0.lowercased() == "expect" }) {
             list = curl_slist_append(list, "Expect:")
         }
         var pins: UnsafeMutablePointer<curl_slist>?
@@ -190,9 +193,25 @@ public final class HTTPClient: @unchecked Sendable {
         _ = almanac_curl_setopt_datacb(h, CURLOPT_HEADERFUNCTION, curlWriteHeader)
         _ = almanac_curl_setopt_ptr(h, CURLOPT_HEADERDATA, sinkPtr)
         if request.method == "HEAD" { _ = almanac_curl_setopt_long(h, CURLOPT_NOBODY, 1) }
+        // An upload is read from its file as libcurl sends it (fread on the FILE, its default).
+        var upload: UnsafeMutablePointer<FILE>?
+        defer { if let upload { fclose(upload) } }
+        if let path = request.uploadFile {
+            guard let file = fopen(path, "rb") else {
+                throw HTTPClientError(code: .invalidRequest, message: "cannot read \(path) for the upload: \(String(cString: strerror(errno)))", url: safeURL)
+            }
+            upload = file
+            var info = stat()
+            guard fstat(fileno(file), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+                throw HTTPClientError(code: .invalidRequest, message: "\(path) is not a regular file", url: safeURL)
+            }
+            _ = almanac_curl_setopt_long(h, CURLOPT_POST, 1)
+            _ = almanac_curl_setopt_ptr(h, CURLOPT_READDATA, UnsafeMutableRawPointer(file))
+            _ = almanac_curl_setopt_off(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(info.st_size))
+        }
         let body = request.body ?? Data()
         let code: CURLcode = body.withUnsafeBytes { raw in
-            if request.body != nil {
+            if request.body != nil && request.uploadFile == nil {
                 _ = almanac_curl_setopt_off(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(raw.count))
                 _ = almanac_curl_setopt_ptr(h, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
             }

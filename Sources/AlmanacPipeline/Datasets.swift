@@ -100,6 +100,41 @@ public enum DatasetStore {
         guard inserted == 1 else { throw PipelineError("dataset \"\(d.name)\" already exists for tenant \(d.tenant)") }
     }
 
+    /// Deletes a dataset and everything made from it: its observation batches (their
+    /// partitions dropped), versions, import reports, predictors, forecasts, live forecast,
+    /// accuracy history and training progress, in one transaction; the dataset's row is
+    /// locked first, so an ingest or training committing meanwhile waits, then fails (its
+    /// dataset is gone) and is dead-lettered rather than writing into a deleted dataset.
+    /// - Returns: false when the tenant has no such dataset.
+    public static func delete(tenant: String, name: String, in db: PostgresConnection) async throws -> Bool {
+        try await db.transaction { tx in
+            guard try await !tx.query("SELECT 1 FROM datasets WHERE tenant = $1 AND name = $2 FOR UPDATE", [tenant, name]).isEmpty else { return false }
+            // A partition that holds one batch is dropped whole; rows in a shared one (data
+            // from before batches) are deleted.
+            let partitions = try await tx.query("""
+                SELECT c.relname AS name FROM observation_batches b
+                JOIN pg_inherits i ON i.inhparent = 'observation_rows'::regclass JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE b.tenant = $1 AND b.dataset = $2 AND pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (''%s'')', b.batch)
+                """, [tenant, name])
+            for p in partitions {
+                let table: String = try p.decode("name")
+                // Names from the catalog, of the form ingest gives them (letters, hex and digits).
+                guard table.range(of: "^observation_batch_[0-9a-f]+_[0-9]+$", options: .regularExpression) != nil else { continue }
+                try await tx.runScript("DROP TABLE \(table)")
+            }
+            // The batch numbers as values, so only partitions that may hold them are scanned.
+            let batches = try await tx.query("SELECT batch FROM observation_batches WHERE tenant = $1 AND dataset = $2", [tenant, name])
+                .map { try $0.decode("batch", as: Int64.self) }
+            if !batches.isEmpty { try await tx.execute("DELETE FROM observation_rows WHERE batch = ANY($1::bigint[])", [batches]) }
+            for table in ["observation_batches", "latest_forecasts", "accuracy_measurements", "forecasts", "predictors", "training_progress",
+                          "deep_training", "dataset_versions", "ingest_reports"] {
+                try await tx.execute("DELETE FROM \(table) WHERE tenant = $1 AND dataset = $2", [tenant, name])
+            }
+            try await tx.execute("DELETE FROM datasets WHERE tenant = $1 AND name = $2", [tenant, name])
+            return true
+        }
+    }
+
     /// The dataset, or nil.
     public static func find(tenant: String, name: String, in db: PostgresConnection) async throws -> Dataset? {
         try await list(tenant: tenant, name: name, in: db).first

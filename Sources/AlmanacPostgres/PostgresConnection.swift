@@ -22,6 +22,12 @@ public final class PostgresConnection: @unchecked Sendable {
     /// The URL this connection was opened with, without its password.
     public let redactedURL: String
     private var closed = false
+    /// Statements prepared in this session, by their text (`query(prepared:)`); used on `queue` only.
+    private var preparedNames: [String: String] = [:]
+    /// Numbers the names of prepared statements (never reused within a session).
+    private var preparedSerial = 0
+    /// The most statements one session keeps prepared.
+    static let maxPrepared = 64
 
     private init(handle: OpaquePointer, label: String, logger: Logger) {
         self.handle = handle
@@ -114,6 +120,43 @@ public final class PostgresConnection: @unchecked Sendable {
     ///   - parameters: one value per placeholder; `nil` is SQL NULL.
     public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) async throws -> PostgresRows {
         try await lock.withLock { try await self.run(sql, parameters) }
+    }
+
+    /// Runs a statement as `query` does, prepared once per session (parsed and planned once,
+    /// then only executed): for the few hot statements a server answers again and again,
+    /// like the forecast lookup. Past `maxPrepared` statements it runs unprepared. After a
+    /// reconnect, or when the server lost the statement, it is prepared again.
+    public func query(prepared sql: String, _ parameters: [(any PostgresEncodable)?] = []) async throws -> PostgresRows {
+        let encoded: [String?] = parameters.map { $0?.postgresText }
+        return try await lock.withLock {
+            try await self.onQueue {
+                try self.ensureConnected()
+                do { return try self.runPrepared(sql, encoded) } catch let e as PostgresError {
+                    // 26000: the statement is gone (DISCARD); 0A000: its plan's result type changed (DDL).
+                    guard case .server(let state) = e.code, state == "26000" || state == "0A000" else { throw e }
+                    self.preparedNames[sql] = nil
+                    return try self.runPrepared(sql, encoded)
+                }
+            }
+        }
+    }
+
+    /// Prepares `sql` if this session has not, and executes it. Call on `queue`.
+    private func runPrepared(_ sql: String, _ values: [String?]) throws -> PostgresRows {
+        var name = preparedNames[sql]
+        if name == nil, preparedNames.count < Self.maxPrepared {
+            preparedSerial += 1
+            let fresh = "almanac_\(preparedSerial)"
+            let made = PQprepare(handle, fresh, sql, Int32(values.count), nil)
+            defer { PQclear(made) }
+            try check(made, sql: sql)
+            preparedNames[sql] = fresh
+            name = fresh
+        }
+        let result = name.map { PostgresConnection.execPrepared(handle, $0, values) } ?? PostgresConnection.execParams(handle, sql, values)
+        defer { PQclear(result) }
+        try check(result, sql: sql)
+        return PostgresRows(result: result)
     }
 
     /// Runs a statement and returns the number of rows it affected.
@@ -225,11 +268,20 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     static func execParams(_ conn: OpaquePointer, _ sql: String, _ values: [String?]) -> OpaquePointer? {
+        withCStrings(values) { p in PQexecParams(conn, sql, Int32(values.count), nil, p, nil, nil, 0) }
+    }
+
+    static func execPrepared(_ conn: OpaquePointer, _ name: String, _ values: [String?]) -> OpaquePointer? {
+        withCStrings(values) { p in PQexecPrepared(conn, name, Int32(values.count), p, nil, nil, 0) }
+    }
+
+    /// Calls `body` with the values as C strings (NULL for nil; no array at all when empty).
+    static func withCStrings<T>(_ values: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> T) -> T {
         let cValues: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } ?? nil }
         defer { cValues.forEach { free($0) } }
         return cValues.withUnsafeBufferPointer { buffer in
             buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(1, buffer.count)) { p in
-                PQexecParams(conn, sql, Int32(values.count), nil, values.isEmpty ? nil : p, nil, nil, 0)
+                body(values.isEmpty ? nil : p)
             }
         }
     }
@@ -247,6 +299,8 @@ public final class PostgresConnection: @unchecked Sendable {
             throw PostgresError(.connectionFailed, "cannot reconnect to \(redactedURL): \(message)", query: nil)
         }
         PQclear(PQexec(handle, "SET TIME ZONE 'UTC'"))
+        preparedNames = [:]  // the new session has none
+        preparedSerial = 0
         resetCount.increment()
         logger.notice("reconnected to Postgres", metadata: ["url": "\(redactedURL)"])
     }

@@ -6,27 +6,29 @@ import ArgumentParser
 import Foundation
 import Logging
 
-/// `almanac publish`: put a CloudEvent on the bus.
+/// `almanac publish`: send CloudEvents through the ingress (`POST /v1/events`), as the tenant of `ALMANAC_TOKEN`.
 struct Publish: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Publish a CloudEvent to the bus (almanac.events) and wait for Kafka's acknowledgement.",
-        discussion: "Either --type (with --source, --subject, --data) or --file with a structured JSON CloudEvent (or a JSON array of them).")
+        abstract: "Publish CloudEvents through the /v1 API; prints their ids once Kafka acknowledged and Postgres archived them.",
+        discussion: """
+            Either --type (with --source, --subject, --data) or --file with a structured JSON CloudEvent (or a JSON array of them, \
+            sent as one batch). The token's tenant is stamped on every event; a tenant may publish almanac.data.arrived and its \
+            own types outside the almanac. namespace.
+            """)
 
     @OptionGroup var client: ClientOptions
     @Option(help: "The event type, e.g. almanac.data.arrived.") var type: String?
     @Option(help: "The event source.") var source: String = "almanac/cli"
     @Option(help: "The subject (the dataset): the Kafka key.") var subject: String?
     @Option(help: "The data, as JSON text.") var data: String?
-    @Option(help: "The tenant.") var tenant: String = "default"
     @Option(help: "The event id (default: a new UUID).") var id: String?
     @Option(help: "A file holding a structured CloudEvent, or a JSON array of them ('-' for stdin).") var file: String?
 
     func run() async throws {
-        var events: [CloudEvent] = []
+        let body: JSONValue
         if let file {
             let bytes = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
-            let json = try JSONValue(parsing: bytes)
-            for item in json.arrayValue ?? [json] { events.append(try CloudEvent(structuredJSON: item)) }
+            do { body = try JSONValue(parsing: bytes) } catch { throw ValidationError("\(file) is not JSON: \(error)") }
         } else {
             guard let type else { throw ValidationError("give --type (and --data) or --file") }
             var json: JSONValue = .null
@@ -34,17 +36,14 @@ struct Publish: AsyncParsableCommand {
                 do { json = try JSONValue(parsing: data) } catch { throw ValidationError("--data is not JSON: \(error)") }
             }
             var e = CloudEvent(id: id ?? UUID().uuidString.lowercased(), source: source, type: type, subject: subject, json: json)
-            e.tenant = tenant
-            events.append(e)
+            e.traceparent = CloudEvent.newTraceparent()
+            body = e.structuredJSON()
         }
-        let producer = try KafkaProducer(configuration: try client.kafka())
-        await producer.warm(topics: [Outbox.busTopic])
-        for var e in events {
-            if e.traceparent == nil { e.traceparent = CloudEvent.newTraceparent() }
-            let r = e.kafkaBinary()
-            let report = try await producer.send(topic: Outbox.busTopic, key: r.key, value: r.value, headers: r.headers)
-            print("published \(e.id) (\(e.type)) to \(report.topic)[\(report.partition)]@\(report.offset)")
-        }
+        let batch = body.arrayValue != nil
+        let answer = try await client.api().send("POST", "/v1/events", body: Data(body.serialized().utf8),
+                                                  contentType: batch ? "application/cloudevents-batch+json" : "application/cloudevents+json")
+        let accepted = (try? JSONValue(parsing: answer.body))?["accepted"]?.arrayValue ?? []
+        for id in accepted { print("published \(id.stringValue ?? id.serialized())") }
     }
 }
 
@@ -135,27 +134,25 @@ struct Status: AsyncParsableCommand {
     }
 }
 
-/// `almanac dlq`: inspect and redrive dead letters.
+/// `almanac dlq`: the tenant's dead letters (list, show, redrive), through the `/v1` API.
 struct DLQ: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Inspect and redrive dead letters.", subcommands: [List.self, Show.self, Redrive.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Inspect and redrive the tenant's dead letters (through the /v1 API).",
+        discussion: "A record that never decoded as a CloudEvent belongs to no tenant: `almanac status` counts it, an operator reads it in dead_letters.",
+        subcommands: [List.self, Show.self, Redrive.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List dead letters.")
+        static let configuration = CommandConfiguration(abstract: "List dead letters, newest first.")
         @OptionGroup var client: ClientOptions
-        @Flag(help: "Include redriven ones.") var all = false
+        @Flag(help: "Include redriven and discarded ones.") var all = false
         @Option(help: "Only this stage (router or a function).") var stage: String?
 
         func run() async throws {
-            let db = try await client.database()
-            let rows = try await db.query("""
-                SELECT id, stage, event_id, event_type, error_code, attempts, status, created_at, left(error, 100) AS error
-                FROM dead_letters WHERE ($1 OR status = 'open') AND ($2::text IS NULL OR stage = $2)
-                ORDER BY id
-                """, [all, stage])
-            if rows.isEmpty { print("no dead letters"); return }
-            print(table(["id", "stage", "event", "type", "code", "attempts", "status", "error"], rows.map {
-                [$0.text("id") ?? "", $0.text("stage") ?? "", $0.text("event_id") ?? "-", $0.text("event_type") ?? "-",
-                 $0.text("error_code") ?? "", $0.text("attempts") ?? "", $0.text("status") ?? "", $0.text("error") ?? ""]
+            let letters = try await client.api().all("/v1/deadletters?status=\(all ? "all" : "open")").filter { stage == nil || $0.cell("stage") == stage }
+            if letters.isEmpty { print("no dead letters"); return }
+            print(table(["id", "stage", "event", "type", "code", "attempts", "status", "error"], letters.map {
+                [$0.cell("id"), $0.cell("stage"), $0.cell("event_id"), $0.cell("event_type"), $0.cell("error_code"), $0.cell("attempts"),
+                 $0.cell("status"), String($0.cell("error").prefix(100))]
             }))
         }
     }
@@ -166,21 +163,14 @@ struct DLQ: AsyncParsableCommand {
         @Argument(help: "The dead letter's id.") var id: Int64
 
         func run() async throws {
-            let db = try await client.database()
-            guard let r = try await db.query("SELECT *, record_headers::text AS headers FROM dead_letters WHERE id = $1", [id]).first else {
-                throw ValidationError("no dead letter \(id); `almanac dlq list --all` lists them")
+            let letter = try await client.api().json("GET", "/v1/deadletters/\(id)")
+            for key in ["id", "stage", "status", "event_id", "event_type", "error_code", "attempts", "created_at"] {
+                print("\(key): \(letter[key] == .null ? "-" : letter.cell(key))")
             }
-            for key in ["id", "stage", "status", "event_id", "event_type", "tenant", "error_code", "attempts", "source_topic",
-                        "source_partition", "source_offset", "created_at", "redriven_at"] {
-                print("\(key): \(r.text(key) ?? "-")")
-            }
-            print("error: \(r.text("error") ?? "")")
-            let headers = DeadLetter.decodeHeaders(try? JSONValue(parsing: r.text("headers") ?? "[]"))
-            print("headers:")
-            for (k, v) in headers { print("  \(k): \(String(data: v, encoding: .utf8) ?? v.base64EncodedString())") }
-            let value = try r.decodeIfPresent("record_value", as: Data.self) ?? Data()
-            print("value (\(value.count) bytes):")
-            print(String(data: value.prefix(4096), encoding: .utf8) ?? value.prefix(4096).base64EncodedString())
+            print("error: \(letter.cell("error"))")
+            let record = letter.cell("record")
+            print("record (\(letter.cell("record_encoding"))):")
+            print(String(record.prefix(4096)))
         }
     }
 
@@ -195,11 +185,17 @@ struct DLQ: AsyncParsableCommand {
 
         func run() async throws {
             guard all || !ids.isEmpty else { throw ValidationError("name dead letter ids, or --all") }
-            let db = try await client.database()
-            let producer = try KafkaProducer(configuration: try client.kafka())
-            let done = try await DeadLetterStore.redrive(ids: ids, all: all, stage: stage, db: db, producer: producer)
-            if done.isEmpty { print("nothing to redrive") }
-            for d in done { print("redrove dead letter \(d.id) to \(d.topic)") }
+            let api = try client.api()
+            var chosen = ids
+            if all {
+                chosen += try await api.all("/v1/deadletters?status=open").filter { stage == nil || $0.cell("stage") == stage }
+                    .compactMap { $0["id"]?.numberValue.map { Int64($0) } }
+            }
+            if chosen.isEmpty { print("nothing to redrive") }
+            for id in chosen {
+                let done = try await api.json("POST", "/v1/deadletters/\(id)/redrive")
+                print("redrove dead letter \(id) to \(done.cell("topic"))")
+            }
         }
     }
 }

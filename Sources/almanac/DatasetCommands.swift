@@ -1,14 +1,18 @@
+import AlmanacCore
 import AlmanacForecast
 import AlmanacPipeline
 import ArgumentParser
 import Foundation
 
-/// `almanac datasets`: create, list and show datasets.
+/// `almanac datasets`: create, list, show and delete the tenant's datasets, through the `/v1` API.
 struct Datasets: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create, list and show datasets.",
-        discussion: "A file dropped at .almanac/drop/TENANT/NAME/<file>.csv is a data arrival for dataset NAME of TENANT.",
-        subcommands: [Create.self, List.self, Show.self])
+        abstract: "Create, list, show and delete datasets (through the /v1 API, as the tenant of ALMANAC_TOKEN).",
+        discussion: """
+            Data arrives by `almanac data upload`, by a file dropped at .almanac/drop/TENANT/NAME/<file>.csv, or by an \
+            almanac.data.arrived event naming an http(s) URL.
+            """,
+        subcommands: [Create.self, List.self, Show.self, Delete.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a dataset.")
@@ -24,7 +28,6 @@ struct Datasets: AsyncParsableCommand {
         @Option(help: "A line longer than this many bytes is a bad row.") var maxLineBytes: Int = Dataset.defaultMaxLineBytes
         @Option(help: "statistical (AutoML), deep (the deep global model) or champion (both; the better by holdout backtest, or their mean).")
         var models: String = "statistical"
-        @Option(help: "The tenant.") var tenant: String = "default"
 
         func validate() throws {
             guard Dataset.modelChoices.contains(models) else {
@@ -42,75 +45,153 @@ struct Datasets: AsyncParsableCommand {
                 guard let q = Double(part.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--quantiles: \"\(part)\" is not a number") }
                 return q
             }
-            let db = try await client.database()
-            do {
-                try await DatasetStore.create(Dataset(tenant: tenant, name: name, horizon: horizon, frequency: frequency, quantiles: levels,
-                                                      retrainWAPE: retrainWape, retrainFactor: retrainFactor, maxErrorRate: maxErrorRate, models: models,
-                                                      maxFileBytes: maxFileBytes, maxLineBytes: maxLineBytes), in: db)
-                await db.close()
-            } catch let e as PipelineError {
-                await db.close()
-                throw ValidationError(e.message)
-            }
-            print("created dataset \(name) (horizon \(horizon), quantiles \(levels.sorted().map { String($0) }.joined(separator: ",")), models \(models))")
-            print("drop files into \(client.state)/drop/\(tenant)/\(name)/ or publish almanac.data.arrived with {\"dataset\": \"\(name)\", \"url\": …}")
+            var body: [String: JSONValue] = [
+                "name": .string(name), "horizon": .number(Double(horizon)), "quantiles": .array(levels.map(JSONValue.number)),
+                "models": .string(models), "retrain_factor": .number(retrainFactor), "max_error_rate": .number(maxErrorRate),
+                "max_file_bytes": .number(Double(maxFileBytes)), "max_line_bytes": .number(Double(maxLineBytes)),
+            ]
+            if let frequency { body["frequency"] = .string(frequency) }
+            if let retrainWape { body["retrain_wape"] = .number(retrainWape) }
+            let made = try await client.api().json("POST", "/v1/datasets", json: .object(body))
+            print("created dataset \(made.cell("name")) (horizon \(made.cell("horizon")), quantiles "
+                  + (made["quantiles"]?.arrayValue ?? []).compactMap(\.numberValue).map { String($0) }.joined(separator: ",") + ", models \(made.cell("models")))")
+            print("upload data with `almanac data upload \(name) FILE.csv`, drop files into .almanac/drop/TENANT/\(name)/, "
+                  + "or publish almanac.data.arrived with {\"dataset\": \"\(name)\", \"url\": …}")
         }
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List datasets with their latest version.")
+        static let configuration = CommandConfiguration(abstract: "List datasets with their latest version and live forecast.")
         @OptionGroup var client: ClientOptions
-        @Option(help: "The tenant.") var tenant: String = "default"
 
         func run() async throws {
-            let db = try await client.database()
-            let rows = try await db.query("""
-                SELECT d.name, d.horizon, coalesce(d.frequency, 'inferred') AS frequency, array_to_string(d.quantiles, ',') AS quantiles,
-                       coalesce(max(v.version), 0) AS version,
-                       (SELECT count(*) FROM dataset_observations(d.tenant, d.name)) AS observations
-                FROM datasets d LEFT JOIN dataset_versions v ON v.tenant = d.tenant AND v.dataset = d.name
-                WHERE d.tenant = $1 GROUP BY d.tenant, d.name ORDER BY d.name
-                """, [tenant])
-            await db.close()
-            if rows.isEmpty { print("no datasets; create one with `almanac datasets create NAME --horizon H`"); return }
-            print(table(["name", "horizon", "frequency", "quantiles", "version", "observations"], rows.map { r in
-                ["name", "horizon", "frequency", "quantiles", "version", "observations"].map { r.text($0) ?? "" }
+            let items = try await client.api().all("/v1/datasets")
+            if items.isEmpty { print("no datasets; create one with `almanac datasets create NAME --horizon H`"); return }
+            print(table(["name", "horizon", "frequency", "models", "version", "live forecast"], items.map { d in
+                [d.cell("name"), d.cell("horizon"), d["frequency"] == .null ? "inferred" : d.cell("frequency"), d.cell("models"),
+                 d["latest_version"] == .null ? "0" : d.cell("latest_version"), d.cell("live_forecast_id")]
             }))
         }
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a dataset: settings, versions and recent ingest reports.")
+        static let configuration = CommandConfiguration(abstract: "Show a dataset: settings, versions and recent imports.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The dataset's name.") var name: String
-        @Option(help: "The tenant.") var tenant: String = "default"
 
         func run() async throws {
-            let db = try await client.database()
-            guard let d = try await DatasetStore.find(tenant: tenant, name: name, in: db) else {
-                await db.close()
-                throw ValidationError("no dataset \(name) for tenant \(tenant); `almanac datasets list` shows them")
-            }
-            print("dataset \(d.name): horizon \(d.horizon), frequency \(d.frequency ?? "inferred"), quantiles \(d.quantiles.map { String($0) }.joined(separator: ",")), models \(d.models)")
-            print("retrain when WAPE > " + (d.retrainWAPE.map { String($0) } ?? "\(d.retrainFactor) × backtest WAPE")
-                  + "; reject files with more than \(Int(d.maxErrorRate * 100))% bad rows")
-            let versions = try await db.query("""
-                SELECT version, rows_read, rows_rejected, rows_changed, items, source, created_at FROM dataset_versions
-                WHERE tenant = $1 AND dataset = $2 ORDER BY version
-                """, [tenant, name])
+            let d = try await client.api().json("GET", "/v1/datasets/\(APIClient.segment(name))")
+            let levels = (d["quantiles"]?.arrayValue ?? []).compactMap(\.numberValue).map { String($0) }.joined(separator: ",")
+            print("dataset \(d.cell("name")): horizon \(d.cell("horizon")), frequency \(d["frequency"] == .null ? "inferred" : d.cell("frequency")), "
+                  + "quantiles \(levels), models \(d.cell("models"))")
+            print("retrain when WAPE > " + (d["retrain_wape"] == .null ? "\(d.cell("retrain_factor")) × backtest WAPE" : d.cell("retrain_wape"))
+                  + "; reject files with more than \(Int((d["max_error_rate"]?.numberValue ?? 0) * 100))% bad rows")
+            print("live forecast: \(d["live_forecast_id"] == .null ? "none yet" : d.cell("live_forecast_id"))")
             print("\nversions:")
-            print(table(["version", "rows", "rejected", "changed", "items", "source", "at"], versions.map { r in
-                ["version", "rows_read", "rows_rejected", "rows_changed", "items", "source", "created_at"].map { r.text($0) ?? "" }
+            print(table(["version", "rows", "rejected", "changed", "items", "import", "at"], (d["versions"]?.arrayValue ?? []).map { v in
+                ["version", "rows_read", "rows_rejected", "rows_changed", "items", "import_id", "created_at"].map { v.cell($0) }
             }))
-            let reports = try await db.query("""
-                SELECT ingest_id, accepted, coalesce(report->>'reason', '') AS reason, report->>'rows_rejected' AS rejected, created_at
-                FROM ingest_reports WHERE tenant = $1 AND dataset = $2 ORDER BY created_at DESC LIMIT 10
-                """, [tenant, name])
-            await db.close()
-            print("\nrecent ingests:")
-            print(table(["ingest", "accepted", "bad rows", "reason", "at"], reports.map { r in
-                [r.text("ingest_id") ?? "", r.text("accepted") == "t" ? "yes" : "no", r.text("rejected") ?? "", r.text("reason") ?? "", r.text("created_at") ?? ""]
+            print("\nrecent imports:")
+            print(table(["import", "accepted", "bad rows", "reason", "at"], (d["imports"]?.arrayValue ?? []).map { r in
+                let report = r["report"] ?? .null
+                return [r.cell("import_id"), r["accepted"] == .bool(true) ? "yes" : "no", report.cell("rows_rejected"), report.cell("reason"), r.cell("created_at")]
             }))
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a dataset with its data, versions, imports, predictors, forecasts and accuracy history.",
+            discussion: "Files already exported and webhooks already sent stay where they went.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The dataset's name.") var name: String
+
+        func run() async throws {
+            try await client.api().send("DELETE", "/v1/datasets/\(APIClient.segment(name))")
+            print("deleted dataset \(name)")
+        }
+    }
+}
+
+/// `almanac data`: send a dataset's data through the API and follow its import.
+struct DataCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Upload a CSV (or gzip) file into a dataset and follow its import (through the /v1 API).",
+        subcommands: [Upload.self, Status.self])
+
+    struct Upload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Upload a file (item_id,timestamp,target_value); it is streamed, never held in memory, into the same checked ingest as a dropped file.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The dataset's name.") var dataset: String
+        @Argument(help: "The file: CSV, or gzip when it ends in .gz.") var file: String
+        @Flag(help: "Wait until the import is accepted, rejected or failed, and print its report.") var wait = false
+        @Option(help: "With --wait: give up after this many seconds.") var timeout = 3600
+
+        func run() async throws {
+            let api = try client.api()
+            let type = file.hasSuffix(".gz") ? "application/gzip" : "text/csv"
+            let answer = try await api.send("POST", "/v1/datasets/\(APIClient.segment(dataset))/data", file: file, contentType: type)
+            let made = (try? JSONValue(parsing: answer.body)) ?? .null
+            let id = made.cell("import_id")
+            print("import \(id): \(made.cell("bytes")) bytes uploaded, \(made.cell("status"))")
+            guard wait else { return }
+            let report = try await Status.follow(api, dataset: dataset, id: id, timeout: Double(timeout))
+            try Status.printReport(report)
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an import's state (pending, accepted, rejected or failed) and its report.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The dataset's name.") var dataset: String
+        @Argument(help: "The import's id (from `almanac data upload`, or an almanac.data.arrived event's id).") var id: String
+        @Flag(help: "Wait while it is pending.") var wait = false
+        @Option(help: "With --wait: give up after this many seconds.") var timeout = 3600
+
+        func run() async throws {
+            let api = try client.api()
+            let report = wait ? try await Self.follow(api, dataset: dataset, id: id, timeout: Double(timeout))
+                : try await api.json("GET", Self.path(dataset, id))
+            try Self.printReport(report)
+        }
+
+        static func path(_ dataset: String, _ id: String) -> String {
+            "/v1/datasets/\(APIClient.segment(dataset))/imports/\(APIClient.segment(id))"
+        }
+
+        /// Polls the import until it is no longer pending.
+        static func follow(_ api: APIClient, dataset: String, id: String, timeout: Double) async throws -> JSONValue {
+            let deadline = Date().addingTimeInterval(timeout)
+            var pause = 0.1
+            while true {
+                let state = try await api.json("GET", path(dataset, id))
+                if state.cell("status") != "pending" { return state }
+                guard Date() < deadline else { throw APIFailure(message: "import \(id) is still pending after \(Int(timeout)) s") }
+                try await Task.sleep(for: .seconds(pause))
+                pause = min(2, pause * 1.5)
+            }
+        }
+
+        /// Prints the state; a rejected or failed import is an error (exit status 1).
+        static func printReport(_ state: JSONValue) throws {
+            let report = state["report"] ?? .null
+            print("import \(state.cell("import_id")) of \(state.cell("dataset")): \(state.cell("status"))"
+                  + (state["version"].map { $0 == .null ? "" : " (version \(state.cell("version")))" } ?? ""))
+            if report != .null {
+                for key in ["rows_read", "rows_rejected", "rows_changed", "items", "reason"] where report[key] != nil && report[key] != .null {
+                    print("  \(key): \(report.cell(key))")
+                }
+                for p in (report["problems"]?.arrayValue ?? []).prefix(20) {
+                    print("  line \(p.cell("line")): \(p.cell("reason"))" + (p["item_id"].map { _ in " (item \(p.cell("item_id")))" } ?? ""))
+                }
+            }
+            if state["error"] != nil && state["error"] != .null { print("  error: \(state.cell("error"))") }
+            switch state.cell("status") {
+            case "rejected", "failed": throw ExitCode(1)
+            default: break
+            }
         }
     }
 }

@@ -1,43 +1,35 @@
 import AlmanacCore
-import AlmanacForecast
-import AlmanacKafka
-import AlmanacPipeline
 import AlmanacRuntime
 import ArgumentParser
 import Foundation
 
-/// `almanac webhooks`: endpoints that receive pipeline events, and their deliveries.
+/// `almanac webhooks`: the tenant's endpoints that receive pipeline events, and their
+/// deliveries, through the `/v1` API.
 struct WebhooksCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "webhooks",
-        abstract: "Add and list webhook endpoints; inspect and redeliver deliveries.",
+        abstract: "Add, list, delete endpoints and rotate their secrets; inspect and redeliver deliveries (through the /v1 API).",
         discussion: """
             Deliveries are signed per Standard Webhooks: webhook-id, webhook-timestamp and webhook-signature \
             (v1,<base64 HMAC-SHA256 of id.timestamp.body> keyed by the secret after whsec_, base64-decoded). \
             The body is the CloudEvent in structured JSON.
             """,
-        subcommands: [Add.self, List.self, RotateSecret.self, Deliveries.self, Redeliver.self])
+        subcommands: [Add.self, List.self, Delete.self, RotateSecret.self, Deliveries.self, Redeliver.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add an endpoint; prints its id and its secret (shown once).")
         @OptionGroup var client: ClientOptions
         @Option(help: "The receiver's http(s) URL.") var url: String
         @Option(help: "CloudEvent types, comma-separated; a trailing * matches by prefix (almanac.forecast.*).") var events: String
-        @Flag(help: "Allow a URL that resolves to a loopback or private address.") var allowPrivate = false
-        @Option(help: "The tenant.") var tenant: String = "default"
+        @Flag(help: "Allow a URL that resolves to a loopback or private address (the installation must allow it: ALMANAC_WEBHOOKS_ALLOW_PRIVATE=1).")
+        var allowPrivate = false
 
         func run() async throws {
-            let db = try await client.database()
-            defer { Task { await db.close() } }
-            do {
-                let e = try await Webhooks.add(tenant: tenant, url: url, eventTypes: events.split(separator: ",").map(String.init),
-                                               allowPrivate: allowPrivate, in: db)
-                print("endpoint \(e.id)")
-                print("secret   \(e.secret)")
-                print("(the secret is shown once; verify each delivery's webhook-signature with it)")
-            } catch let e as PipelineError {
-                throw ValidationError(e.message)
-            }
+            let types = events.split(separator: ",").map { JSONValue.string($0.trimmingCharacters(in: .whitespaces)) }
+            let e = try await client.api().json("POST", "/v1/webhooks", json: ["url": .string(url), "events": .array(types), "allow_private": .bool(allowPrivate)])
+            print("endpoint \(e.cell("id"))")
+            print("secret   \(e.cell("secret"))")
+            print("(the secret is shown once; verify each delivery's webhook-signature with it)")
         }
     }
 
@@ -46,17 +38,23 @@ struct WebhooksCommand: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let db = try await client.database()
-            let rows = try await db.query("""
-                SELECT id, tenant, url, array_to_string(event_types, ',') AS types, allow_private,
-                       coalesce(to_char(disabled_at, 'YYYY-MM-DD HH24:MI') || ' (' || disabled_why || ')', '') AS disabled
-                FROM webhook_endpoints ORDER BY created_at
-                """)
-            print("id\ttenant\turl\tevents\tallow_private\tdisabled")
-            for r in rows {
-                print(["id", "tenant", "url", "types", "allow_private", "disabled"].map { r.text($0) ?? "" }.joined(separator: "\t"))
-            }
-            await db.close()
+            let items = try await client.api().json("GET", "/v1/webhooks")["items"]?.arrayValue ?? []
+            if items.isEmpty { print("no webhook endpoints; add one with `almanac webhooks add --url URL --events TYPES`"); return }
+            print(table(["id", "url", "events", "allow_private", "disabled", "created"], items.map { e in
+                [e.cell("id"), e.cell("url"), (e["events"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ","),
+                 e.cell("allow_private"), e.cell("disabled"), e.cell("created_at")]
+            }))
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete an endpoint: nothing more is sent to it (its deliveries stay listed).")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The endpoint id (ep_…).") var id: String
+
+        func run() async throws {
+            try await client.api().send("DELETE", "/v1/webhooks/\(APIClient.segment(id))")
+            print("deleted endpoint \(id)")
         }
     }
 
@@ -66,43 +64,43 @@ struct WebhooksCommand: AsyncParsableCommand {
             abstract: "Give an endpoint a new secret; the old one signs too until the overlap ends. Prints the new secret (shown once).")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The endpoint id (ep_…).") var id: String
-        @Option(help: "The tenant.") var tenant: String = "default"
         @Option(help: "How long the old secret goes on signing beside the new one (0 to 7d).") var overlap: String = "24h"
 
         func run() async throws {
             guard let seconds = FunctionManifest.parseDuration(.string(overlap)) else {
                 throw ValidationError("--overlap must be a duration such as 30m, 24h or 0, got \(EventLimits.quoted(overlap))")
             }
-            do {
-                let secret = try await client.withDatabase { try await Webhooks.rotateSecret(endpoint: id, tenant: tenant, overlap: seconds, in: $0) }
-                print("endpoint \(id)")
-                print("secret   \(secret)")
-                print("(shown once; until the overlap ends each delivery carries a v1 signature by the new secret and one by the old)")
-            } catch let e as PipelineError {
-                throw ValidationError(e.message)
-            }
+            let r = try await client.api().json("POST", "/v1/webhooks/\(APIClient.segment(id))/rotate-secret", json: ["overlap_seconds": .number(seconds)])
+            print("endpoint \(id)")
+            print("secret   \(r.cell("secret"))")
+            print("(shown once; until the overlap ends each delivery carries a v1 signature by the new secret and one by the old)")
         }
     }
 
     struct Deliveries: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List recent deliveries with their state and attempts.")
+        static let configuration = CommandConfiguration(abstract: "List recent deliveries with their state and attempts, newest first.")
         @OptionGroup var client: ClientOptions
         @Option(help: "Only this endpoint's.") var endpoint: String?
-        @Option(help: "How many.") var limit = 50
+        @Option(help: "How many (1 to 1000).") var limit = 50
+
+        func validate() throws {
+            guard (1...1000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }
+        }
 
         func run() async throws {
-            let db = try await client.database()
-            let rows = try await db.query("""
-                SELECT id, endpoint_id, event_type, webhook_id, state, attempts, coalesce(last_status::text, '') AS status,
-                       coalesce(left(last_error, 80), '') AS error, to_char(created_at, 'YYYY-MM-DD HH24:MI:SS') AS created
-                FROM webhook_deliveries WHERE $1::text IS NULL OR endpoint_id = $1 ORDER BY id DESC LIMIT $2
-                """, [endpoint, limit])
-            print("id\tendpoint\tevent_type\twebhook_id\tstate\tattempts\tlast_status\tlast_error\tcreated")
-            for r in rows {
-                print(["id", "endpoint_id", "event_type", "webhook_id", "state", "attempts", "status", "error", "created"]
-                    .map { r.text($0) ?? "" }.joined(separator: "\t"))
+            let api = try client.api()
+            var endpoints = endpoint.map { [$0] } ?? []
+            if endpoint == nil { endpoints = (try await api.json("GET", "/v1/webhooks")["items"]?.arrayValue ?? []).map { $0.cell("id") } }
+            var rows: [(id: Double, cells: [String])] = []
+            for e in endpoints {
+                for d in try await api.all("/v1/webhooks/\(APIClient.segment(e))/deliveries", limit: limit) {
+                    rows.append((d["id"]?.numberValue ?? 0, [d.cell("id"), e, d.cell("event_type"), d.cell("webhook_id"), d.cell("state"),
+                                                            d.cell("attempts"), d.cell("last_status"), String(d.cell("last_error").prefix(80)), d.cell("created_at")]))
+                }
             }
-            await db.close()
+            if rows.isEmpty { print("no deliveries"); return }
+            print(table(["id", "endpoint", "event_type", "webhook_id", "state", "attempts", "last_status", "last_error", "created"],
+                        rows.sorted { $0.id > $1.id }.prefix(limit).map(\.cells)))
         }
     }
 
@@ -110,51 +108,38 @@ struct WebhooksCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Send a delivery again (same webhook-id and body), through the notify function.")
         @OptionGroup var client: ClientOptions
-        @Argument(help: "The delivery id (from `almanac webhooks deliveries`).") var id: Int
+        @Argument(help: "The delivery id (from `almanac webhooks deliveries`).") var id: String
 
         func run() async throws {
-            let db = try await client.database()
-            let rows = try await db.query("""
-                UPDATE webhook_deliveries d SET state = 'pending', next_attempt_at = now() FROM webhook_endpoints e
-                WHERE d.id = $1 AND e.id = d.endpoint_id RETURNING e.tenant
-                """, [id])
-            await db.close()
-            guard let row = rows.first else { throw ValidationError("no delivery \(id); see `almanac webhooks deliveries`") }
-            var e = CloudEvent(id: UUID().uuidString.lowercased(), source: "almanac/cli", type: NotifyFunction.retryType, subject: nil,
-                               json: ["delivery_id": .number(Double(id))])
-            e.tenant = try row.decode("tenant")  // notify finds a delivery only within its endpoint's tenant
-            e.traceparent = CloudEvent.newTraceparent()
-            let producer = try KafkaProducer(configuration: try client.kafka())
-            let r = e.kafkaBinary()
-            try await producer.send(topic: Outbox.busTopic, key: r.key, value: r.value, headers: r.headers)
+            try await client.api().send("POST", "/v1/deliveries/\(APIClient.segment(id))/redeliver")
             print("delivery \(id) queued for redelivery")
         }
     }
 }
 
-/// `almanac query`: the latest forecast from `latest_forecasts`, as CSV.
+/// `almanac query`: a dataset's latest (or a given) forecast as CSV, through the `/v1` API.
 struct Query: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the latest forecast of a dataset (or one item) as CSV.")
+    static let configuration = CommandConfiguration(abstract: "Print the latest forecast of a dataset (or one item, or a given forecast) as CSV.")
     @OptionGroup var client: ClientOptions
     @Option(help: "The dataset.") var dataset: String
     @Option(help: "Only this item.") var item: String?
-    @Option(help: "The tenant.") var tenant: String = "default"
+    @Option(help: "This forecast instead of the live one.") var forecast: String?
 
     func run() async throws {
-        let db = try await client.database()
-        let rows = try await db.query("""
-            SELECT item_id, ts, forecast_id, array_to_string(quantiles, ',') AS levels, array_to_string(q, ',') AS q FROM latest_forecasts
-            WHERE tenant = $1 AND dataset = $2 AND ($3::text IS NULL OR item_id = $3) ORDER BY item_id, ts
-            """, [tenant, dataset, item])
-        await db.close()
-        guard let first = rows.first else {
-            throw ValidationError("no forecast for dataset \(dataset)\(item.map { ", item \($0)" } ?? "") yet")
-        }
-        let levels = (first.text("levels") ?? "").split(separator: ",").compactMap { Double($0) }
-        print("item_id,date," + levels.map(ForecastEngine.columnName(for:)).joined(separator: ","))
-        for r in rows {
-            let ts: Date = try r.decode("ts")
-            print("\(CSVField.quote(r.text("item_id") ?? "")),\(RFC3339.format(ts)),\(r.text("q") ?? "")")
-        }
+        let api = try client.api()
+        var cursor: String?
+        var first = true
+        repeat {
+            // Pages of items, each as CSV; the header is printed once.
+            var query: [(String, String)] = []
+            if let item { query.append(("item", item)) } else { query.append(("limit", "1000")) }
+            if let forecast { query.append(("forecast_id", forecast)) }
+            if let cursor { query.append(("cursor", cursor)) }
+            let answer = try await api.send("GET", "/v1/datasets/\(APIClient.segment(dataset))/forecast" + APIClient.query(query), accept: "text/csv")
+            let text = String(decoding: answer.body, as: UTF8.self)
+            print(first ? text : String(text.drop { $0 != "\n" }.dropFirst()), terminator: "")
+            first = false
+            cursor = answer.header("almanac-next-cursor")
+        } while cursor != nil
     }
 }

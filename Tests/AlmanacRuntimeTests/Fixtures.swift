@@ -308,18 +308,27 @@ final class TestDeployment: @unchecked Sendable {
 
     /// Runs the `almanac` command line against this deployment's database and cluster.
     /// - Returns: its exit status and what it printed (stdout and stderr together).
-    func almanac(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        try await offThePool { try self.runAlmanac(arguments) }
+    /// Runs the `almanac` command. With `token`, its tenant commands speak this deployment's
+    /// `/v1` API as that token's tenant; with `remote`, the command gets no database or Kafka
+    /// address at all, as on a machine that reaches the installation over HTTP only.
+    func almanac(_ arguments: [String], token: String? = nil, remote: Bool = false) async throws -> (status: Int32, output: String) {
+        var env = ProcessInfo.processInfo.environment
+        for key in ["ALMANAC_HTTP", "ALMANAC_TOKEN", "DATABASE_URL", "KAFKA_BROKERS"] { env[key] = nil }
+        if !remote {
+            env["DATABASE_URL"] = databaseURL
+            env["KAFKA_BROKERS"] = cluster.bootstrapServers
+        }
+        if plane != nil { env["ALMANAC_HTTP"] = try await ingressURL() }
+        env["ALMANAC_TOKEN"] = token
+        let environment = env
+        return try await offThePool { try self.runAlmanac(arguments, environment: environment) }
     }
 
-    private func runAlmanac(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    private func runAlmanac(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "\(TestPaths.binaries)/almanac")
         p.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["DATABASE_URL"] = databaseURL
-        env["KAFKA_BROKERS"] = cluster.bootstrapServers
-        p.environment = env
+        p.environment = environment
         p.currentDirectoryURL = URL(fileURLWithPath: directory)
         let pipe = Pipe()
         p.standardOutput = pipe

@@ -180,8 +180,11 @@ func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: () 
     @Test func receiverDownThenBackGetsEachWebhookOnceAndGoneDisablesTheEndpoint() async throws {
         let receiver = WebhookReceiver()
         try await receiver.serve { port in
-            var d = try await TestDeployment(functions: [], pipeline: ["notify"])
+            let d = try await TestDeployment(functions: [], pipeline: ["notify"])
             d.environment = ["ALMANAC_WEBHOOK_RETRY_SCALE": "0.002"]  // 10 ms, 0.6 s, 3.6 s, …
+            d.withAPI = true  // `almanac webhooks redeliver` goes through /v1
+            let token = TenantDirectory.newToken()
+            try await TenantDirectory.ensure(tenant: "default", token: token, in: d.db)
             let endpoint = try await Webhooks.add(tenant: "default", url: "http://127.0.0.1:\(port)/hook",
                                                   eventTypes: ["almanac.forecast.exported"], allowPrivate: true, in: d.db)
             receiver.secret = endpoint.secret
@@ -215,7 +218,7 @@ func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: () 
             // `almanac webhooks redeliver` sends the failed delivery again: same webhook-id, same body.
             let failed = try await d.db.query("SELECT id, webhook_id FROM webhook_deliveries WHERE event_id = 'exp-2'")
             let failedID = failed.first?.text("id") ?? "", webhookID = failed.first?.text("webhook_id") ?? ""
-            let redeliver = try await d.almanac(["webhooks", "redeliver", failedID])
+            let redeliver = try await d.almanac(["webhooks", "redeliver", failedID], token: token, remote: true)
             #expect(redeliver.status == 0, "\(redeliver.output)")
             try await waitFor("the redelivery to be recorded") {
                 try await d.count("SELECT count(*) AS n FROM webhook_deliveries WHERE event_id = 'exp-2' AND state = 'delivered'") == 1
@@ -225,9 +228,9 @@ func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: () 
             #expect(sent.allSatisfy { $0.signatureValid })
             #expect(Set(sent.map(\.body)).count == 1, "the redelivery carried the first attempt's body")
             #expect(try await d.count("SELECT attempts AS n FROM webhook_deliveries WHERE event_id = 'exp-2'") == 2)
-            let unknown = try await d.almanac(["webhooks", "redeliver", "999999"])
+            let unknown = try await d.almanac(["webhooks", "redeliver", "999999"], token: token, remote: true)
             #expect(unknown.status != 0)
-            #expect(unknown.output.contains("no delivery 999999"), "\(unknown.output)")
+            #expect(unknown.output.contains("404") && unknown.output.contains("tenant default has no delivery \"999999\""), "\(unknown.output)")
             receiver.answer([410])
             e.id = "exp-3"
             try await d.publish(e)
@@ -242,11 +245,14 @@ func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: () 
         let receiver = WebhookReceiver()
         try await receiver.serve { port in
             let d = try await TestDeployment(functions: [], pipeline: ["notify"])
+            d.withAPI = true  // `almanac webhooks rotate-secret` goes through /v1
             let endpoint = try await Webhooks.add(tenant: "default", url: "http://127.0.0.1:\(port)/hook",
                                                   eventTypes: ["almanac.forecast.exported"], allowPrivate: true, in: d.db)
+            let tokens = ["default": TenantDirectory.newToken(), "globex": TenantDirectory.newToken()]
+            for (tenant, token) in tokens { try await TenantDirectory.ensure(tenant: tenant, token: token, in: d.db) }
             try await d.startControlPlane()
             func rotate(overlap: String, tenant: String = "default") async throws -> (status: Int32, secret: String, output: String) {
-                let r = try await d.almanac(["webhooks", "rotate-secret", endpoint.id, "--overlap", overlap, "--tenant", tenant])
+                let r = try await d.almanac(["webhooks", "rotate-secret", endpoint.id, "--overlap", overlap], token: tokens[tenant], remote: true)
                 let secret = r.output.split(separator: "\n").first { $0.hasPrefix("secret ") }.map { String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
                 return (r.status, secret ?? "", r.output)
             }

@@ -28,6 +28,35 @@ import Testing
         await db.close()
     }
 
+    /// `query(prepared:)` prepares a statement once per session, and prepares it again when
+    /// the session lost it: a DISCARD, a change of the table under it, a reconnect.
+    @Test func preparedStatementsSurviveDiscardDDLAndReconnects() async throws {
+        let db = try await PostgresConnection.connect(url: try await TestPostgres.shared.freshDatabase())
+        let other = try await PostgresConnection.connect(url: try await TestPostgres.shared.freshDatabase())
+        try await db.exec("CREATE TABLE kv (k text PRIMARY KEY, v int)")
+        try await db.exec("INSERT INTO kv VALUES ('a', 1), ('b', 2)")
+        let lookup = "SELECT * FROM kv WHERE k = $1"
+        func value(_ k: String) async throws -> Int? { try await db.query(prepared: lookup, [k]).first?.decodeIfPresent("v") }
+        #expect(try await value("a") == 1)
+        #expect(try await value("b") == 2)
+        #expect(try await db.query("SELECT count(*) AS n FROM pg_prepared_statements").first?.decode("n", as: Int.self) == 1,
+                "one statement, prepared once")
+        try await db.runScript("DISCARD ALL")
+        #expect(try await value("a") == 1, "prepared again after DISCARD")
+        try await db.exec("ALTER TABLE kv ADD COLUMN w int DEFAULT 7")
+        let row = try await db.query(prepared: lookup, ["b"]).first
+        #expect(try row?.decode("w", as: Int.self) == 7, "prepared again when the table's columns changed")
+        let pid: Int = try await db.query("SELECT pg_backend_pid() AS p").first!.decode("p")
+        try await other.exec("SELECT pg_terminate_backend($1)", [pid])
+        // The statement that meets the break fails; the next reconnects and prepares again.
+        var answered: Int?
+        for _ in 0..<3 where answered == nil { answered = try? await value("a") }
+        #expect(answered == 1)
+        #expect(db.reconnections == 1)
+        await db.close()
+        await other.close()
+    }
+
     @Test func transactionsCommitOrRollBackWhole() async throws {
         let db = try await PostgresConnection.connect(url: try await TestPostgres.shared.freshDatabase())
         try await db.exec("CREATE TABLE t (k int PRIMARY KEY)")

@@ -11,6 +11,8 @@ STATE=.almanac
 SAMPLE=examples/forecast
 mkdir -p "$STATE"
 rm -f "$STATE/endpoints.env"
+# The demo's webhook receiver listens on 127.0.0.1: let tenants point endpoints at loopback here.
+export ALMANAC_WEBHOOKS_ALLOW_PRIVATE=1
 "$ALMANAC" up --state "$STATE" > "$STATE/up.out" 2>&1 &
 UP=$!
 RECEIVER=""
@@ -47,6 +49,7 @@ echo "listening on http://127.0.0.1:$(cat "$HOOKS/port")/hook"
 
 DATASET="m4-hourly-$(date +%s)"
 echo
+echo "== the tenant commands speak the /v1 API at \$ALMANAC_HTTP with \$ALMANAC_TOKEN (from $STATE/endpoints.env): $ALMANAC_HTTP"
 echo "== almanac datasets create $DATASET --horizon 48 --frequency hourly"
 "$ALMANAC" datasets create --state "$STATE" "$DATASET" --horizon 48 --frequency hourly
 echo
@@ -76,10 +79,8 @@ echo "== the webhook, as the receiver saw it"
 cat "$HOOKS/receiver.log"
 
 echo
-echo "== later data arrives: the next 48 hours of the same series (the M4 test set), with almanac publish"
-cp "$SAMPLE/m4-hourly-next.csv" "$STATE/drop/default/$DATASET/.next.csv"
-"$ALMANAC" publish --state "$STATE" --type almanac.data.arrived --subject "$DATASET" \
-  --data "{\"dataset\": \"$DATASET\", \"url\": \"file://$PWD/$STATE/drop/default/$DATASET/.next.csv\"}"
+echo "== later data arrives: the next 48 hours of the same series (the M4 test set), uploaded with almanac data upload"
+"$ALMANAC" data upload --state "$STATE" "$DATASET" "$SAMPLE/m4-hourly-next.csv" --wait
 wait_for "the monitor's measurement" "SELECT count(*) FROM accuracy_measurements WHERE dataset = '$DATASET'" 1
 echo "== the monitor measured the live forecast on the new actuals"
 psql "$DATABASE_URL" -c "SELECT forecast_id, points, round(wape::numeric, 4) AS wape, round(mase::numeric, 3) AS mase,

@@ -49,6 +49,9 @@ public struct ForecastAPI: IngressRoutes {
         router.get("/v1/datasets/:name") { request, context in
             await serve(request, ingress, needs: .read) { c in try await showDataset(try Self.datasetName(context), tenant: c.tenant) }
         }
+        router.delete("/v1/datasets/:name") { request, context in
+            await serve(request, ingress, needs: .admin) { c in try await deleteDataset(try Self.datasetName(context), tenant: c.tenant) }
+        }
         router.post("/v1/datasets/:name/data") { request, context in
             await serve(request, ingress, needs: .publish) { c in
                 try await upload(request, dataset: try Self.datasetName(context), tenant: c.tenant, ingress: ingress)
@@ -62,7 +65,11 @@ public struct ForecastAPI: IngressRoutes {
         addWebhookRoutes(to: router, ingress: ingress)
         addInsightRoutes(to: router, ingress: ingress)
         router.get("/v1/datasets/:name/forecast") { request, context in
-            await serve(request, ingress, needs: .read) { c in try await forecast(request, dataset: try Self.datasetName(context), tenant: c.tenant) }
+            await answer(request) {
+                let name = try Self.datasetName(context)
+                if let fast = try await oneItemForecast(request, dataset: name, ingress: ingress) { return fast }
+                return await serve(request, ingress, needs: .read) { c in try await forecast(request, dataset: name, tenant: c.tenant) }
+            }
         }
     }
 
@@ -72,17 +79,21 @@ public struct ForecastAPI: IngressRoutes {
         let headers: [(String, String)] = request.headers.map { ($0.name.canonicalName, $0.value) }
         switch await ingress.authenticate(headers, needed: scope) {
         case .failure(let p): return p.response
-        case .success(let c):
-            do { return try await body(c) } catch let p as EventIngress.Problem {
-                return p.response
-            } catch let e as PipelineError {
-                return EventIngress.Problem(.badRequest, e.message).response
-            } catch let e as PostgresError where e.code == .connectionLost || e.code == .connectionFailed {
-                return EventIngress.Problem(.serviceUnavailable, "the database is unavailable; retry later", headers: [("Retry-After", "1")]).response
-            } catch {
-                ingressLog.error("API request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
-                return EventIngress.Problem(.internalServerError, "the request failed inside Almanac; the server log has the details").response
-            }
+        case .success(let c): return await answer(request) { try await body(c) }
+        }
+    }
+
+    /// Runs `body` and turns what it throws into a problem document.
+    func answer(_ request: Request, _ body: () async throws -> Response) async -> Response {
+        do { return try await body() } catch let p as EventIngress.Problem {
+            return p.response
+        } catch let e as PipelineError {
+            return EventIngress.Problem(.badRequest, e.message).response
+        } catch let e as PostgresError where e.code == .connectionLost || e.code == .connectionFailed {
+            return EventIngress.Problem(.serviceUnavailable, "the database is unavailable; retry later", headers: [("Retry-After", "1")]).response
+        } catch {
+            ingressLog.error("API request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return EventIngress.Problem(.internalServerError, "the request failed inside Almanac; the server log has the details").response
         }
     }
 
@@ -165,6 +176,16 @@ public struct ForecastAPI: IngressRoutes {
                      "created_at": .string(RFC3339.format(try r.decode("created_at")))])
         })
         return Self.json(.ok, .object(out))
+    }
+
+    /// Deletes the dataset with everything made from it (`DatasetStore.delete`) and its part
+    /// of the drop folder; exported files stay (business systems may be reading them).
+    func deleteDataset(_ name: String, tenant: String) async throws -> Response {
+        guard try await DatasetStore.delete(tenant: tenant, name: name, in: pool.next()) else { throw Self.noDataset(name, tenant) }
+        if let drop, let folder = try? drop.folder(of: tenant).appendingPathComponent(name, isDirectory: true) {
+            try? FileManager.default.removeItem(at: folder)
+        }
+        return Response(status: .noContent)
     }
 
     /// A dataset's latest version and live forecast, as select-list columns over `datasets d`.
@@ -295,6 +316,37 @@ public struct ForecastAPI: IngressRoutes {
             throw EventIngress.Problem(.notFound, forecastID.map { "dataset \(name) has no forecast \(EventLimits.quoted($0))" + (item.map { " for item \(EventLimits.quoted($0))" } ?? "") }
                                        ?? (item.map { "dataset \(name) has no live forecast for item \(EventLimits.quoted($0))" } ?? "dataset \(name) has no forecast yet"))
         }
+        return try Self.forecastAnswer(request, table, dataset: name, forecastID: id)
+    }
+
+    /// The QueryForecast path (`?item=` alone, the live forecast): one statement checks the
+    /// token and reads the item's rows by the primary key, so the answer costs one round trip
+    /// to Postgres. Nil when the request is not of that shape, or the item has no rows (the
+    /// general path then says why: no such dataset, or no forecast for the item).
+    func oneItemForecast(_ request: Request, dataset name: String, ingress: EventIngress) async throws -> Response? {
+        let query = request.uri.queryParameters
+        guard let item = query["item"].map(String.init), !item.isEmpty, item.utf8.count <= 2048,
+              query["forecast_id"] == nil, query["limit"] == nil, query["cursor"] == nil else { return nil }
+        let headers: [(String, String)] = request.headers.map { ($0.name.canonicalName, $0.value) }
+        guard case .success(let token) = EventIngress.bearerToken(headers) else { return nil }
+        let rows = try await pool.next().query(prepared: """
+            WITH \(TenantDirectory.credentialQuery)
+            SELECT c.*, f.item_id, f.ts, f.mean, array_to_string(f.q, ',') AS q, array_to_string(f.quantiles, ',') AS levels, f.forecast_id
+            FROM credential c LEFT JOIN latest_forecasts f ON f.tenant = c.token_tenant AND f.dataset = $2 AND f.item_id = $3 ORDER BY f.ts
+            """, [TenantDirectory.digest(token), name, item])
+        let credential: Credential
+        switch ingress.admit(try rows.first.flatMap(TenantDirectory.credential(from:)), needed: .read) {
+        case .failure(let p): return p.response
+        case .success(let c): credential = c
+        }
+        guard rows.first?.text("item_id") != nil else { return try await forecast(request, dataset: name, tenant: credential.tenant) }
+        return try Self.forecastAnswer(request, ForecastTable(rows: rows, limit: 1), dataset: name)
+    }
+
+    /// A forecast table as JSON or, when the client prefers it, CSV (with the forecast's id
+    /// and the next page's cursor in headers).
+    static func forecastAnswer(_ request: Request, _ table: ForecastTable, dataset name: String, forecastID id: String? = nil) throws -> Response {
+        let id = id ?? table.forecastID ?? ""
         let next = table.more ? Page.cursor(table.items.last?.id ?? "") : nil
         if Self.prefersCSV(request) {
             var response = EventIngress.text(.ok, table.csv(), contentType: "text/csv; charset=utf-8")
@@ -302,7 +354,7 @@ public struct ForecastAPI: IngressRoutes {
             if let next { response.headers[HTTPField.Name("Almanac-Next-Cursor")!] = next }
             return response
         }
-        return Self.json(.ok, table.json(dataset: name, forecastID: id, next: next))
+        return EventIngress.text(.ok, table.json(dataset: name, forecastID: id, next: next) + "\n", contentType: "application/json")
     }
 
     /// The rows of the forecast for the request, ordered by item and time: one item's by the

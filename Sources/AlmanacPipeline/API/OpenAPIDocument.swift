@@ -74,6 +74,15 @@ enum OpenAPIDocument {
           "200": {"description": "The dataset.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DatasetDetail"}}}},
           "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
+      },
+      "delete": {
+        "operationId": "deleteDataset",
+        "summary": "Delete a dataset with its data, versions, imports, predictors, forecasts and accuracy history (exported files stay). Needs an admin token.",
+        "parameters": [{"$ref": "#/components/parameters/name"}],
+        "responses": {
+          "204": {"description": "Deleted."},
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
       }
     },
     "/v1/datasets/{name}/data": {

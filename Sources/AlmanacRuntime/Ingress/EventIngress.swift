@@ -81,20 +81,33 @@ public struct EventIngress: Sendable {
     /// working token, 403 when its scope does not allow `needed`, 429 with `Retry-After` past
     /// the tenant's request rate, 503 when Postgres cannot say).
     public func authenticate(_ headers: [(String, String)], needed: TokenScope) async -> Result<Credential, Problem> {
-        let auth = headers.first { $0.0 == "authorization" }?.1 ?? ""
-        guard auth.lowercased().hasPrefix("bearer "), case let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces), !token.isEmpty else {
-            return .failure(Problem(.unauthorized, "missing bearer token: send Authorization: Bearer <token> (ALMANAC_TOKEN in .almanac/endpoints.env)"))
+        let token: String
+        switch Self.bearerToken(headers) {
+        case .success(let t): token = t
+        case .failure(let p): return .failure(p)
         }
-        let credential: Credential
         do {
-            guard let c = try await tenants.credential(forToken: token) else {
-                return .failure(Problem(.unauthorized, "unknown, revoked or expired token"))
-            }
-            credential = c
+            return admit(try await tenants.credential(forToken: token), needed: needed)
         } catch {
             logger.error("tenant lookup failed", metadata: ["error": "\(error)"])
             return .failure(Problem(.serviceUnavailable, "tenant directory unavailable; retry later"))
         }
+    }
+
+    /// The bearer token of a request's headers, or the 401 refusing a request without one.
+    public static func bearerToken(_ headers: [(String, String)]) -> Result<String, Problem> {
+        let auth = headers.first { $0.0 == "authorization" }?.1 ?? ""
+        guard auth.lowercased().hasPrefix("bearer "), case let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces), !token.isEmpty else {
+            return .failure(Problem(.unauthorized, "missing bearer token: send Authorization: Bearer <token> (ALMANAC_TOKEN in .almanac/endpoints.env)"))
+        }
+        return .success(token)
+    }
+
+    /// The rest of `authenticate` for a credential already looked up (nil: the token does not
+    /// work), as a route that checks the token in its own statement has it: the scope, then
+    /// the tenant's request rate.
+    public func admit(_ found: Credential?, needed: TokenScope) -> Result<Credential, Problem> {
+        guard let credential = found else { return .failure(Problem(.unauthorized, "unknown, revoked or expired token")) }
         guard credential.scope.allows(needed) else {
             return .failure(Problem(.forbidden, "token \(credential.tokenID) has scope \(credential.scope.rawValue); this needs \(needed.rawValue) or admin"))
         }

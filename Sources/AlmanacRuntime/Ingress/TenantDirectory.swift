@@ -54,16 +54,27 @@ public final class TenantDirectory: Sendable {
 
     /// The credential a token is, or nil when it is unknown, revoked or expired.
     public func credential(forToken token: String) async throws -> Credential? {
-        let rows = try await database.query("""
-            SELECT id, tenant, scope FROM tenant_tokens
-            WHERE token_sha256 = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-            """, [Self.digest(token)])
-        guard let r = rows.first, let scope = TokenScope(rawValue: try r.decode("scope")) else { return nil }
-        return Credential(tenant: try r.decode("tenant"), scope: scope, tokenID: try r.decode("id"))
+        let rows = try await database.query(prepared: "WITH \(Self.credentialQuery) SELECT * FROM credential", [Self.digest(token)])
+        return try rows.first.flatMap(Self.credential(from:))
     }
 
-    /// The hex SHA-256 of a token: what the table keeps.
-    static func digest(_ token: String) -> String { hex(Array(SHA256.hash(data: Data(token.utf8)))) }
+    /// A common table expression `credential` over parameter `$1`, a token's `digest`: one
+    /// row (`token_id`, `token_tenant`, `token_scope`) for a working token, none otherwise.
+    /// A route that must answer in one round trip (the forecast query) joins its data to it,
+    /// so the token is checked in the same statement that reads what it asks for.
+    public static let credentialQuery = """
+        credential AS (SELECT id AS token_id, tenant AS token_tenant, scope AS token_scope FROM tenant_tokens
+                       WHERE token_sha256 = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))
+        """
+
+    /// The credential in a row holding `credentialQuery`'s columns.
+    public static func credential(from r: PostgresRow) throws -> Credential? {
+        guard let scope = TokenScope(rawValue: try r.decode("token_scope")) else { return nil }
+        return Credential(tenant: try r.decode("token_tenant"), scope: scope, tokenID: try r.decode("token_id"))
+    }
+
+    /// The hex SHA-256 of a token: what the table keeps, and what is sent to Postgres.
+    public static func digest(_ token: String) -> String { hex(Array(SHA256.hash(data: Data(token.utf8)))) }
 
     /// Lower-case hex, without String(format:) (which costs microseconds a byte; a digest is
     /// taken on every request).
