@@ -4,7 +4,8 @@ import AlmanacRuntime
 import Foundation
 
 /// The ingest function: on `almanac.data.arrived`, loads the named file (a `file://` path in the
-/// tenant's part of the drop folder, or an `http(s)://` URL fetched with libcurl) into the dataset and
+/// tenant's part of the drop folder, an `http(s)://` URL fetched with libcurl, or an `s3://`
+/// object fetched, signed, through the tenant's source rule) into the dataset and
 /// emits `almanac.dataset.imported`, or `almanac.dataset.rejected` with the report when the
 /// file is refused (the dataset then stays as it was).
 ///
@@ -14,13 +15,16 @@ import Foundation
 public struct IngestFunction: FunctionHandler {
     /// Where files may come from.
     public let drop: DropFolder
-    /// How http(s) URLs are fetched.
+    /// How http(s) URLs and S3 objects are fetched.
     public let fetcher: DataFetcher
+    /// Where tenants' S3 credentials are found (`S3Credentials`).
+    let environment: [String: String]
 
     /// Makes the handler.
-    public init(drop: DropFolder, fetcher: DataFetcher = DataFetcher()) {
+    public init(drop: DropFolder, fetcher: DataFetcher = DataFetcher(), environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.drop = drop
         self.fetcher = fetcher
+        self.environment = environment
     }
 
     /// Ingests one data arrival.
@@ -35,9 +39,16 @@ public struct IngestFunction: FunctionHandler {
         }
         var ingest = Ingest(dataset: dataset, id: event.id, source: location, eventSource: event.source)
         let file: URL
-        let fetched = location.lowercased().hasPrefix("http://") || location.lowercased().hasPrefix("https://")
+        let scheme = location.lowercased()
+        let fetched = scheme.hasPrefix("http://") || scheme.hasPrefix("https://") || scheme.hasPrefix("s3://")
         do {
-            file = fetched ? try await fetcher.fetch(location, id: event.id) : try drop.resolve(location, tenant: event.tenant)
+            if scheme.hasPrefix("s3://") {
+                file = try await fetchObject(location, dataset: dataset, id: event.id, db: db)
+            } else if fetched {
+                file = try await fetcher.fetch(location, id: event.id, maxBytes: Int(clamping: dataset.maxFileBytes))
+            } else {
+                file = try drop.resolve(location, tenant: event.tenant)
+            }
         } catch let e as PipelineError {
             var report = IngestReport()
             report.rejection = e.message
@@ -63,6 +74,18 @@ public struct IngestFunction: FunctionHandler {
             "dataset": "\(dataset.name)", "version": "\(version)", "rows": "\(report.rowsRead)",
             "rejected": "\(report.rowsRejected)", "changed": "\(report.rowsChanged)",
         ])
+    }
+
+    /// Fetches `s3://bucket/key` through the tenant's source rule that covers it (endpoint,
+    /// region, addressing, credentials), bounded by the dataset's `max_file_bytes`.
+    func fetchObject(_ location: String, dataset: Dataset, id: String, db: PostgresConnection) async throws -> URL {
+        let object = try S3Object(location: location)
+        guard let source = try await S3Sources.match(bucket: object.bucket, key: object.key, tenant: dataset.tenant, in: db) else {
+            throw PipelineError("tenant \(dataset.tenant) has no S3 source rule covering \(object.location); add one with "
+                                    + "`almanac s3-sources add \(dataset.name) --bucket \(object.bucket) --endpoint URL --credentials NAME`")
+        }
+        let credentials = try S3Credentials.resolve(source.credentials, tenant: dataset.tenant, environment: environment)
+        return try await fetcher.fetch(object, from: source, credentials: credentials, id: id, maxBytes: Int(clamping: dataset.maxFileBytes))
     }
 
     /// Records the report and emits `almanac.dataset.rejected`; nothing else changes.

@@ -180,6 +180,13 @@ public final class ControlPlane: Sendable {
             group.addTask { try await app.runService(gracefulShutdownSignals: []) }
             group.addTask { await self.scheduler.run() }
             if let watcher = self.watcher { group.addTask { await watcher.run() } }
+            for work in configuration.routes.compactMap({ $0.background(ingress: ingress) }) {
+                // Background work ends only when cancelled: it never ends the group itself.
+                group.addTask {
+                    await work()
+                    while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+                }
+            }
             // The first to end (the router stopping, or an error) ends them all.
             try await group.next()
             group.cancelAll()

@@ -11,7 +11,7 @@ struct Almanac: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Almanac: an event-driven runtime for forecasting pipelines, on Kafka and Postgres.",
         subcommands: [
-            Up.self, Publish.self, Status.self, Tenants.self, Tokens.self, Datasets.self, DataCommand.self, WebhooksCommand.self, Query.self, DLQ.self, Replay.self, Logs.self, Bench.self, ForecastCommand.self,
+            Up.self, Publish.self, Status.self, Tenants.self, Tokens.self, Datasets.self, DataCommand.self, S3SourcesCommand.self, WebhooksCommand.self, Query.self, DLQ.self, Replay.self, Logs.self, Bench.self, ForecastCommand.self,
             Serve.self, Broker.self, FunctionCommand.self,
         ])
 }

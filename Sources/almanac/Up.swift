@@ -250,9 +250,20 @@ struct Serve: AsyncParsableCommand {
             kafka: kafka, databaseURL: db, paths: paths, functionsDirectory: functions, logDirectory: logDir,
             httpPort: httpPort, gpus: GPUInventory.detect(),
             instanceEnvironment: ["ALMANAC_DROP_DIR": absolute(drop), "ALMANAC_EXPORT_DIR": absolute(export)],
-            watchedDropFolder: absolute(drop), routes: [try await ForecastAPI.connect(url: db, dropFolder: absolute(drop))]), logger: logger)
+            watchedDropFolder: absolute(drop), routes: try await Self.routes(env, db: db, kafka: kafka, drop: absolute(drop))), logger: logger)
         holder.plane = plane
         try await plane.run()
+    }
+}
+
+extension Serve {
+    /// The `/v1` API, and the relay of bucket notifications from `ALMANAC_S3_NOTIFICATIONS_TOPIC` when it is set.
+    static func routes(_ env: [String: String], db: String, kafka: KafkaConfiguration, drop: String) async throws -> [any IngressRoutes] {
+        var routes: [any IngressRoutes] = [try await ForecastAPI.connect(url: db, dropFolder: drop)]
+        if let topic = env["ALMANAC_S3_NOTIFICATIONS_TOPIC"], !topic.isEmpty {
+            routes.append(S3NotificationRelay(topic: topic, kafka: kafka, databaseURL: db))
+        }
+        return routes
     }
 }
 

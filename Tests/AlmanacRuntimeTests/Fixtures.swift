@@ -250,6 +250,8 @@ final class TestDeployment: @unchecked Sendable {
     /// Requests a second per tenant, when not the default.
     var rateLimit: Double?
     var api: ForecastAPI?
+    /// More routes (or background relays) on the ingress's server.
+    var extraRoutes: [any IngressRoutes] = []
 
     /// Starts the router, the launcher and the ingress in this process.
     func startControlPlane() async throws {
@@ -260,6 +262,7 @@ final class TestDeployment: @unchecked Sendable {
             self.api = api
             configuration.routes = [api]
         }
+        configuration.routes += extraRoutes
         let plane = try await ControlPlane(configuration: configuration, logger: logger)
         self.plane = plane
         let ended = planeEnded
@@ -284,9 +287,9 @@ final class TestDeployment: @unchecked Sendable {
         try await producer.send(topic: Outbox.busTopic, key: r.key, value: r.value, headers: r.headers)
     }
 
-    /// Publishes a raw record to the bus.
-    func publishRaw(key: Data? = nil, value: Data?, headers: [(String, Data)] = []) async throws {
-        try await producer.send(topic: Outbox.busTopic, key: key, value: value, headers: headers)
+    /// Publishes a raw record to the bus (or another topic).
+    func publishRaw(key: Data? = nil, value: Data?, headers: [(String, Data)] = [], topic: String = Outbox.busTopic) async throws {
+        try await producer.send(topic: topic, key: key, value: value, headers: headers)
     }
 
     /// Polls a count query until it reaches `expected` (or the time runs out) and returns the last count.

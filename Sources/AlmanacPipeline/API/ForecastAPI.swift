@@ -64,6 +64,7 @@ public struct ForecastAPI: IngressRoutes {
         }
         addWebhookRoutes(to: router, ingress: ingress)
         addInsightRoutes(to: router, ingress: ingress)
+        addS3Routes(to: router, ingress: ingress)
         router.get("/v1/datasets/:name/forecast") { request, context in
             await answer(request) {
                 let name = try Self.datasetName(context)

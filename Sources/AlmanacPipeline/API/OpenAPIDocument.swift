@@ -282,6 +282,57 @@ enum OpenAPIDocument {
           "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
       }
+    },
+    "/v1/datasets/{name}/s3-sources": {
+      "get": {
+        "operationId": "listS3Sources",
+        "summary": "The dataset's S3 source rules: which bucket and key prefix feed it, from which store, with which credentials (by name).",
+        "parameters": [{"$ref": "#/components/parameters/name"}],
+        "responses": {
+          "200": {"description": "The rules.", "content": {"application/json": {"schema": {"type": "object", "required": ["items"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/S3Source"}}}}}}},
+          "404": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      },
+      "post": {
+        "operationId": "addS3Source",
+        "summary": "Add a rule: new objects under the bucket and prefix become the dataset's data arrivals. Needs an admin token.",
+        "parameters": [{"$ref": "#/components/parameters/name"}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+          "type": "object", "required": ["bucket", "endpoint", "credentials"], "additionalProperties": false,
+          "properties": {"bucket": {"type": "string", "minLength": 3, "maxLength": 63}, "prefix": {"type": "string", "maxLength": 1024},
+                         "endpoint": {"type": "string", "maxLength": 2048}, "region": {"type": "string", "maxLength": 40},
+                         "path_style": {"type": "boolean"}, "credentials": {"type": "string", "maxLength": 100}}}}}},
+        "responses": {
+          "201": {"description": "Added.", "headers": {"Location": {"schema": {"type": "string"}}},
+                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/S3Source"}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "409": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/s3-sources/{id}": {
+      "delete": {
+        "operationId": "deleteS3Source",
+        "summary": "Remove a rule. Needs an admin token.",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 200}}],
+        "responses": {"204": {"description": "Removed."}, "404": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}
+      }
+    },
+    "/v1/s3/notifications": {
+      "post": {
+        "operationId": "postS3Notification",
+        "summary": "A store's bucket notification (S3 event notification Records, or EventBridge's Object Created): one data arrival per new object a rule of the token's tenant covers; a notification delivered twice is one import. Needs a publish or admin token.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": {
+          "202": {"description": "The arrivals published and archived, and the objects no rule covers.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["accepted", "ignored"],
+            "properties": {"accepted": {"type": "array", "items": {"type": "object", "required": ["id", "dataset", "url"],
+                             "properties": {"id": {"type": "string"}, "dataset": {"type": "string"}, "url": {"type": "string"}}}},
+                           "ignored": {"type": "array", "items": {"type": "object", "required": ["object", "reason"],
+                             "properties": {"object": {"type": "string"}, "reason": {"type": "string"}}}}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
     }
   },
   "components": {
@@ -297,6 +348,12 @@ enum OpenAPIDocument {
       "Problem": {"description": "An RFC 9457 problem document.", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     },
     "schemas": {
+      "S3Source": {
+        "type": "object", "required": ["id", "dataset", "bucket", "prefix", "endpoint", "region", "path_style", "credentials"],
+        "properties": {"id": {"type": "string"}, "dataset": {"type": "string"}, "bucket": {"type": "string"}, "prefix": {"type": "string"},
+                       "endpoint": {"type": "string"}, "region": {"type": "string"}, "path_style": {"type": "boolean"},
+                       "credentials": {"type": "string", "description": "The name of the tenant's secret; never the key itself."}}
+      },
       "Problem": {
         "type": "object", "required": ["type", "title", "status", "detail"],
         "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},

@@ -7,6 +7,15 @@ public protocol IngressRoutes: Sendable {
     /// Adds the routes; handlers authenticate with `ingress.authenticate` and answer
     /// refusals with `EventIngress.Problem.response`.
     func add(to router: Router<BasicRequestContext>, ingress: EventIngress)
+
+    /// Work that runs beside the server for as long as it does (a relay from a topic into
+    /// the ingress), or nil. It must return when its task is cancelled.
+    func background(ingress: EventIngress) -> (@Sendable () async -> Void)?
+}
+
+extension IngressRoutes {
+    /// No background work.
+    public func background(ingress: EventIngress) -> (@Sendable () async -> Void)? { nil }
 }
 
 /// A token bucket per tenant: `rate` requests a second, bursts up to twice that.
