@@ -95,7 +95,7 @@ struct Up: AsyncParsableCommand {
 
         // Kafka
         let manifests = try FunctionManifest.loadAll(from: functionsDir)
-        let topics = [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic)
+        let topics = [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic) + S3NotificationRelay.configuredTopics()
         var brokers: String
         let usingMock = (env["KAFKA_BROKERS"] ?? "").isEmpty
         if !usingMock {
@@ -260,7 +260,7 @@ extension Serve {
     /// The `/v1` API, and the relay of bucket notifications from `ALMANAC_S3_NOTIFICATIONS_TOPIC` when it is set.
     static func routes(_ env: [String: String], db: String, kafka: KafkaConfiguration, drop: String) async throws -> [any IngressRoutes] {
         var routes: [any IngressRoutes] = [try await ForecastAPI.connect(url: db, dropFolder: drop)]
-        if let topic = env["ALMANAC_S3_NOTIFICATIONS_TOPIC"], !topic.isEmpty {
+        for topic in S3NotificationRelay.configuredTopics(env) {
             routes.append(S3NotificationRelay(topic: topic, kafka: kafka, databaseURL: db))
         }
         return routes
@@ -285,7 +285,7 @@ struct Broker: AsyncParsableCommand {
     func run() async throws {
         let cluster = try KafkaMockCluster(brokers: 1)
         let manifests = try FunctionManifest.loadAll(from: functions ?? AlmanacPaths.discover().functions)
-        for t in [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic) {
+        for t in [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic) + S3NotificationRelay.configuredTopics() {
             try cluster.createTopic(t, partitions: partitions)
         }
         try cluster.bootstrapServers.write(toFile: readyFile, atomically: true, encoding: .utf8)

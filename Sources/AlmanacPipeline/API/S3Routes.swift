@@ -110,6 +110,12 @@ public struct S3NotificationRelay: IngressRoutes {
         (self.topic, self.kafka, self.databaseURL) = (topic, kafka, databaseURL)
     }
 
+    /// The topic `ALMANAC_S3_NOTIFICATIONS_TOPIC` names, if any (`up` creates it with the others).
+    public static func configuredTopics(_ env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        guard let topic = env["ALMANAC_S3_NOTIFICATIONS_TOPIC"]?.trimmingCharacters(in: .whitespaces), !topic.isEmpty else { return [] }
+        return [topic]
+    }
+
     /// No routes of its own.
     public func add(to router: Router<BasicRequestContext>, ingress: EventIngress) {}
 
