@@ -12,8 +12,10 @@ struct APIClient {
     let base: String
     let token: String
     let http = HTTPClient(maxIdleConnections: 4)
-    /// How long one request may take; uploads of large files get `uploadTimeout`.
-    static let timeout = 60.0, uploadTimeout = 3600.0
+    /// How long one request may take (`ALMANAC_HTTP_TIMEOUT` seconds, default 300: a page of
+    /// a long forecast from a busy server can take a while); uploads of large files an hour.
+    let timeout: Double
+    static let uploadTimeout = 3600.0
     /// The largest answer read.
     static let maxAnswer = 256 << 20
 
@@ -32,6 +34,11 @@ struct APIClient {
         }
         base = url.hasSuffix("/") ? String(url.dropLast()) : url
         self.token = token
+        let limit = environment["ALMANAC_HTTP_TIMEOUT"].map { Double($0) }
+        guard let seconds = limit ?? 300, seconds > 0, seconds <= 86_400 else {
+            throw ValidationError("ALMANAC_HTTP_TIMEOUT must be a number of seconds from 1 to 86400, got \(EventLimits.quoted(environment["ALMANAC_HTTP_TIMEOUT"] ?? ""))")
+        }
+        timeout = seconds
     }
 
     /// An answer: its status, headers and body.
@@ -50,10 +57,11 @@ struct APIClient {
         if json != nil { headers.append(("Content-Type", "application/json")) }
         if let contentType { headers.append(("Content-Type", contentType)) }
         let request = HTTPClientRequest(method: method, url: base + path, headers: headers, body: json.map { Data($0.serialized().utf8) } ?? body,
-                                        timeout: file == nil ? Self.timeout : Self.uploadTimeout, maxBodyBytes: Self.maxAnswer, uploadFile: file)
+                                        timeout: file == nil ? timeout : max(timeout, Self.uploadTimeout), maxBodyBytes: Self.maxAnswer, uploadFile: file)
         let answer: Answer
         do { answer = try await http.send(request) } catch let e as HTTPClientError {
-            throw APIFailure(message: "cannot reach \(base) (ALMANAC_HTTP): \(e.message)")
+            let hint = e.code == .timeout ? " after \(Int(timeout)) s (ALMANAC_HTTP_TIMEOUT)" : ""
+            throw APIFailure(message: "cannot reach \(base) (ALMANAC_HTTP): \(e.message)\(hint)")
         }
         guard (200..<300).contains(answer.status) else { throw APIFailure(answer, method: method, path: path) }
         return answer

@@ -69,8 +69,8 @@ struct SplitMix64: RandomNumberGenerator {
         let total = try await publisher.value
         if !serve.isRunning { try serve.start() }
 
-        let done = try await d.waitForCount("SELECT count(DISTINCT n) AS n FROM test_effects WHERE function = 'crash-b'",
-                                            atLeast: total, timeout: .seconds(180))
+        // However slow the machine, as long as effects keep arriving; a lost event leaves the count short for good.
+        let done = try await d.waitForProgress("SELECT count(DISTINCT n) AS n FROM test_effects WHERE function = 'crash-b'", atLeast: total)
         #expect(done == total, "seed \(seed): every event reached the end of the chain (kills: \(kills))")
         for f in ["crash-a", "crash-b"] {
             let rows = try await d.db.query("""
@@ -83,8 +83,8 @@ struct SplitMix64: RandomNumberGenerator {
         }
         #expect(kills.router >= 2 && kills.functions >= 5, "the chaos really happened: \(kills)")
         // Everything emitted was relayed in the end.
-        #expect(try await d.waitForCount("SELECT (count(*) FILTER (WHERE sent_at IS NOT NULL))::bigint AS n FROM outbox",
-                                         atLeast: total, timeout: .seconds(30)) == total)
+        #expect(try await d.waitForProgress("SELECT (count(*) FILTER (WHERE sent_at IS NOT NULL))::bigint AS n FROM outbox",
+                                            atLeast: total) == total)
         await d.shutdown()
     }
 }

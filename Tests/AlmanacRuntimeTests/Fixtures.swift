@@ -305,15 +305,34 @@ final class TestDeployment: @unchecked Sendable {
         return last
     }
 
+    /// Polls a count until it reaches `expected`, for as long as it keeps growing: it gives up
+    /// only when the count has not moved for `stall` (or after `cap`), so a slow, busy machine
+    /// is waited for while a count that stopped short — something lost — still fails.
+    /// - Returns: the last count.
+    @discardableResult
+    func waitForProgress(_ sql: String, _ params: [(any PostgresEncodable)?] = [], atLeast expected: Int,
+                         stall: Duration = .seconds(60), cap: Duration = .seconds(1200)) async throws -> Int {
+        let end = ContinuousClock.now + cap
+        var last = -1, movedAt = ContinuousClock.now
+        while ContinuousClock.now < end {
+            let n = try await count(sql, params)
+            if n >= expected { return n }
+            if n != last { (last, movedAt) = (n, ContinuousClock.now) }
+            if ContinuousClock.now - movedAt > stall { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return last
+    }
+
     func count(_ sql: String, _ params: [(any PostgresEncodable)?] = []) async throws -> Int {
         Int(try await db.query(sql, params).first?.decode("n", as: Int64.self) ?? 0)
     }
 
-    /// Runs the `almanac` command line against this deployment's database and cluster.
+    /// Runs the `almanac` command against this deployment's database and cluster. With
+    /// `token`, its tenant commands speak this deployment's `/v1` API as that token's tenant;
+    /// with `remote`, the command gets no database or Kafka address at all, as on a machine
+    /// that reaches the installation over HTTP only.
     /// - Returns: its exit status and what it printed (stdout and stderr together).
-    /// Runs the `almanac` command. With `token`, its tenant commands speak this deployment's
-    /// `/v1` API as that token's tenant; with `remote`, the command gets no database or Kafka
-    /// address at all, as on a machine that reaches the installation over HTTP only.
     func almanac(_ arguments: [String], token: String? = nil, remote: Bool = false) async throws -> (status: Int32, output: String) {
         var env = ProcessInfo.processInfo.environment
         for key in ["ALMANAC_HTTP", "ALMANAC_TOKEN", "DATABASE_URL", "KAFKA_BROKERS"] { env[key] = nil }
