@@ -184,9 +184,7 @@ public struct CloudEvent: Sendable, Equatable {
 
     /// A new random W3C `traceparent` (version 00, sampled).
     public static func newTraceparent() -> String {
-        func hex(_ bytes: Int) -> String {
-            (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        }
+        func hex(_ bytes: Int) -> String { Hex.lowercase((0..<bytes).map { _ in UInt8.random(in: 0...255) }) }
         return "00-\(hex(16))-\(hex(8))-01"
     }
 

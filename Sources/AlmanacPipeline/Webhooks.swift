@@ -157,7 +157,7 @@ public enum Webhooks {
         return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
     }
 
-    static func randomHex(_ n: Int) -> String { randomBytes(n).map { String(format: "%02x", $0) }.joined() }
+    static func randomHex(_ n: Int) -> String { Hex.lowercase(randomBytes(n)) }
 }
 
 /// When a failed delivery is tried again: Standard Webhooks' schedule (5 s, 5 min, 30 min,

@@ -91,10 +91,13 @@ struct APIClient {
         return items
     }
 
-    /// A path segment, percent-encoded.
+    /// A path segment or query value, percent-encoded: everything but ASCII letters, digits
+    /// and `-._~` (Foundation's `.alphanumerics` would let non-ASCII letters through).
     static func segment(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
+        text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
     }
+
+    static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
     /// `?a=b&c=d` (or "" when empty), each value percent-encoded.
     static func query(_ pairs: [(String, String)], joining first: String = "?") -> String {

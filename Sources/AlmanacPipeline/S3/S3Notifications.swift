@@ -92,6 +92,6 @@ public enum S3Notifications {
     /// `s3-` and a digest of bucket, key and version: the same object version, the same event.
     static func eventID(_ c: Created) -> String {
         let digest = SHA256.hash(data: Data([c.object.bucket, c.object.key, c.version].joined(separator: "\u{1F}").utf8))
-        return "s3-" + digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+        return "s3-" + Hex.lowercase(digest.prefix(16))
     }
 }

@@ -50,21 +50,13 @@ public struct S3Object: Sendable, Equatable {
         return base[..<scheme.upperBound] + bucket + "." + base[scheme.upperBound...] + path
     }
 
-    /// RFC 3986 encoding of a key, `/` kept.
+    /// RFC 3986 encoding of a key, `/` kept: every byte but unreserved ones percent-encoded.
     static func encode(_ key: String) -> String {
-        var out = ""
-        for byte in key.utf8 {
-            switch byte {
-            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2D, 0x2E, 0x5F, 0x7E, 0x2F: out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let digits = Array("0123456789ABCDEF".unicodeScalars)
-                out += "%"
-                out.unicodeScalars.append(digits[Int(byte >> 4)])
-                out.unicodeScalars.append(digits[Int(byte & 15)])
-            }
-        }
-        return out
+        key.addingPercentEncoding(withAllowedCharacters: unreserved) ?? key
     }
+
+    /// Letters, digits, `-._~` and `/`.
+    static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/")
 }
 
 /// A tenant's key pair for a store, found by the name a source rule gives: the files

@@ -74,17 +74,7 @@ public final class TenantDirectory: Sendable {
     }
 
     /// The hex SHA-256 of a token: what the table keeps, and what is sent to Postgres.
-    public static func digest(_ token: String) -> String { hex(Array(SHA256.hash(data: Data(token.utf8)))) }
-
-    /// Lower-case hex, without String(format:) (which costs microseconds a byte; a digest is
-    /// taken on every request).
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-        return String(decoding: out, as: UTF8.self)
-    }
+    public static func digest(_ token: String) -> String { Hex.lowercase(SHA256.hash(data: Data(token.utf8))) }
 
     /// A new random token: `alm_` and 32 random bytes as base64url.
     public static func newToken() -> String {
@@ -163,7 +153,7 @@ public final class TenantDirectory: Sendable {
     }
 
     /// A new public token id: `tok_` and 16 hex digits.
-    static func newTokenID() -> String { "tok_" + hex(randomBytes(8)) }
+    static func newTokenID() -> String { "tok_" + Hex.lowercase(randomBytes(8)) }
 }
 
 /// A tenant or token request that cannot be done, and why.
