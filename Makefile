@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: deps build run run-chain test unit bench-router bench-ingest bench-pipeline bench-api bench-m4 bench-deep bench-deep-gpu clean
+.PHONY: deps build run run-chain test unit test-console bench-router bench-ingest bench-pipeline bench-api bench-m4 bench-deep bench-deep-gpu clean
 
 deps:
 	@infra/local/install-deps.sh
@@ -27,6 +27,12 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	cd python && JAX_PLATFORMS=cpu python3 -m unittest discover -s tests -v
+
+# The console in a real browser (chromium through Selenium) against `almanac up`; screenshots of
+# every page land in .test-output/console/ (part of `make test` too).
+test-console: deps
+	$(SWIFT) build
+	cd python && python3 -m unittest tests.test_console -v
 
 unit: deps
 	$(SWIFT) build --build-tests

@@ -55,7 +55,7 @@ let package = Package(
         ]),
         // The forecasting pipeline's domain: datasets, ingest, predictors, forecasts, webhooks.
         .target(name: "AlmanacPipeline", dependencies: [
-            "AlmanacRuntime", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast", "AlmanacHTTP", "CZlib",
+            "AlmanacRuntime", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast", "AlmanacHTTP", "AlmanacKafka", "CZlib",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

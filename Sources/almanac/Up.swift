@@ -250,16 +250,20 @@ struct Serve: AsyncParsableCommand {
             kafka: kafka, databaseURL: db, paths: paths, functionsDirectory: functions, logDirectory: logDir,
             httpPort: httpPort, gpus: GPUInventory.detect(),
             instanceEnvironment: ["ALMANAC_DROP_DIR": absolute(drop), "ALMANAC_EXPORT_DIR": absolute(export)],
-            watchedDropFolder: absolute(drop), routes: try await Self.routes(env, db: db, kafka: kafka, drop: absolute(drop))), logger: logger)
+            watchedDropFolder: absolute(drop), routes: try await Self.routes(env, db: db, kafka: kafka, drop: absolute(drop), functions: functions)), logger: logger)
         holder.plane = plane
         try await plane.run()
     }
 }
 
 extension Serve {
-    /// The `/v1` API, and the relay of bucket notifications from `ALMANAC_S3_NOTIFICATIONS_TOPIC` when it is set.
-    static func routes(_ env: [String: String], db: String, kafka: KafkaConfiguration, drop: String) async throws -> [any IngressRoutes] {
-        var routes: [any IngressRoutes] = [try await ForecastAPI.connect(url: db, dropFolder: drop)]
+    /// The `/v1` API (watching the functions of `functions`, or the project's), the console, and the relay of bucket notifications from `ALMANAC_S3_NOTIFICATIONS_TOPIC` when it is set.
+    static func routes(_ env: [String: String], db: String, kafka: KafkaConfiguration, drop: String, functions: String?) async throws -> [any IngressRoutes] {
+        let paths = AlmanacPaths.discover()
+        let board = FunctionBoard(manifests: try FunctionManifest.loadAll(from: functions ?? paths.functions),
+                                  admin: try? KafkaAdmin(configuration: kafka))
+        var routes: [any IngressRoutes] = [try await ForecastAPI.connect(url: db, dropFolder: drop).watching(board),
+                                           ConsoleRoutes(folder: paths.console)]
         for topic in S3NotificationRelay.configuredTopics(env) {
             routes.append(S3NotificationRelay(topic: topic, kafka: kafka, databaseURL: db))
         }

@@ -258,9 +258,12 @@ final class TestDeployment: @unchecked Sendable {
         var configuration = configuration
         if let rateLimit { configuration.rateLimit = rateLimit }
         if withAPI {
+            let board = FunctionBoard(manifests: try FunctionManifest.loadAll(from: configuration.functionsDirectory),
+                                      admin: try? KafkaAdmin(configuration: configuration.kafka))
             let api = try await ForecastAPI.connect(url: databaseURL, connections: 2, dropFolder: dropDirectory, allowPrivateWebhooks: true)
+                .watching(board)
             self.api = api
-            configuration.routes = [api]
+            configuration.routes = [api, ConsoleRoutes(folder: AlmanacPaths.discover().console)]
         }
         configuration.routes += extraRoutes
         let plane = try await ControlPlane(configuration: configuration, logger: logger)

@@ -4,7 +4,9 @@
 # packages (python/requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-packages=(librdkafka-dev libpq-dev libcurl4-openssl-dev postgresql postgresql-contrib zlib1g-dev python3 python3-pip)
+# chromium, chromium-driver: the console's browser tests; libjs-dygraphs: the console's charts.
+packages=(librdkafka-dev libpq-dev libcurl4-openssl-dev postgresql postgresql-contrib zlib1g-dev python3 python3-pip
+          chromium chromium-driver libjs-dygraphs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -18,6 +18,8 @@ public struct ForecastAPI: IngressRoutes {
     /// Whether tenants may add webhook endpoints on loopback or private addresses
     /// (`ALMANAC_WEBHOOKS_ALLOW_PRIVATE=1`; off by default: no webhook into the internal network).
     let allowPrivateWebhooks: Bool
+    /// The functions' state for `GET /v1/functions`, where this server watches them.
+    var board: FunctionBoard?
     let ingressLog = Logger(label: "almanac.api")
     /// The largest JSON request body.
     public static let maxJSONBody = 64 << 10
@@ -32,6 +34,13 @@ public struct ForecastAPI: IngressRoutes {
         async throws -> ForecastAPI {
         ForecastAPI(pool: try await ConnectionPool.connect(url: url, size: connections, applicationName: "almanac-api"),
                     drop: try dropFolder.map { try DropFolder(path: $0) }, allowPrivateWebhooks: allowPrivateWebhooks)
+    }
+
+    /// The same API, also answering `GET /v1/functions` from `board`.
+    public func watching(_ board: FunctionBoard) -> ForecastAPI {
+        var api = self
+        api.board = board
+        return api
     }
 
     /// Closes the sessions.
@@ -64,6 +73,7 @@ public struct ForecastAPI: IngressRoutes {
         }
         addWebhookRoutes(to: router, ingress: ingress)
         addInsightRoutes(to: router, ingress: ingress)
+        addExploreRoutes(to: router, ingress: ingress)
         addS3Routes(to: router, ingress: ingress)
         router.get("/v1/datasets/:name/forecast") { request, context in
             await answer(request) {

@@ -29,14 +29,18 @@ extension ForecastAPI {
         }
     }
 
-    /// The dataset's predictors, newest first; each with its items' chosen models (at most `limit` predictors).
+    /// The dataset's predictors, newest first; each with what started its training (the event,
+    /// and its type: a retrain after a breach is started by `almanac.accuracy.breached`) and
+    /// its items' chosen models (at most `limit` predictors).
     func predictors(_ request: Request, dataset name: String, tenant: String) async throws -> Response {
         let page = try Page(request, defaultLimit: 10)
         let db = pool.next()
         guard try await DatasetStore.find(tenant: tenant, name: name, in: db) != nil else { throw Self.noDataset(name, tenant) }
         let rows = try await db.query("""
-            SELECT id, kind, dataset_version, items, metrics::text AS metrics, created_at FROM predictors
-            WHERE tenant = $1 AND dataset = $2 ORDER BY created_at DESC, id DESC LIMIT $3
+            SELECT p.id, p.kind, p.dataset_version, p.items, p.metrics::text AS metrics, p.created_at, p.trigger_event,
+                   (SELECT a.type FROM event_archive a WHERE a.id = p.trigger_event AND a.tenant = p.tenant LIMIT 1) AS trigger_type
+            FROM predictors p
+            WHERE p.tenant = $1 AND p.dataset = $2 ORDER BY p.created_at DESC, p.id DESC LIMIT $3
             """, [tenant, name, page.limit])
         var out: [JSONValue] = []
         for r in rows {
@@ -49,6 +53,8 @@ extension ForecastAPI {
                 "id": .string(id), "kind": .string(try r.decode("kind")), "dataset_version": .number(Double(try r.decode("dataset_version", as: Int.self))),
                 "metrics": (try? JSONValue(parsing: r.text("metrics") ?? "{}")) ?? .object([:]),
                 "created_at": .string(RFC3339.format(try r.decode("created_at"))),
+                "trigger_event": .string(try r.decode("trigger_event")),
+                "trigger_type": r.text("trigger_type").map(JSONValue.string) ?? .null,
                 "items": .array(try items.map { i in
                     .object(["item_id": .string(try i.decode("item_id")), "model": .string(try i.decode("method")),
                              "combination": .string(try i.decode("combination")),

@@ -127,6 +127,8 @@ enum OpenAPIDocument {
             "properties": {"items": {"type": "array", "items": {"type": "object", "required": ["id", "kind", "dataset_version", "metrics", "items"],
               "properties": {"id": {"type": "string"}, "kind": {"type": "string"}, "dataset_version": {"type": "integer"}, "metrics": {"type": "object"},
                              "created_at": {"type": "string", "format": "date-time"},
+                             "trigger_event": {"type": "string", "description": "The id of the event that started the training."},
+                             "trigger_type": {"type": ["string", "null"], "description": "Its type: almanac.accuracy.breached for a retrain after a breach."},
                              "items": {"type": "array", "items": {"type": "object", "required": ["item_id", "model"],
                                "properties": {"item_id": {"type": "string"}, "model": {"type": "string"}, "combination": {"type": "string"},
                                               "members": {"type": "array", "items": {"type": "string"}}}}}}}}}}}}},
@@ -146,6 +148,91 @@ enum OpenAPIDocument {
                              "wape": {"type": ["number", "null"]}, "mase": {"type": ["number", "null"]}, "wql": {"type": ["number", "null"]},
                              "bound": {"type": ["number", "null"]}, "breached": {"type": "boolean"}, "created_at": {"type": "string", "format": "date-time"}}}}}}}}},
           "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/datasets/{name}/items": {
+      "get": {
+        "operationId": "listItems",
+        "summary": "The dataset's items by id, a page at a time: those of the live forecast, or of the data before there is one.",
+        "parameters": [{"$ref": "#/components/parameters/name"}, {"$ref": "#/components/parameters/limit"}, {"$ref": "#/components/parameters/cursor"},
+                       {"name": "search", "in": "query", "required": false, "description": "Keep the items whose id contains this (case-insensitive).",
+                        "schema": {"type": "string", "maxLength": 200}}],
+        "responses": {
+          "200": {"description": "A page of items.", "content": {"application/json": {"schema": {"type": "object", "required": ["items", "next_cursor"],
+            "properties": {"items": {"type": "array", "items": {"type": "object", "required": ["item_id"], "properties": {"item_id": {"type": "string"}}}},
+                           "next_cursor": {"type": ["string", "null"]}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/datasets/{name}/history": {
+      "get": {
+        "operationId": "getHistory",
+        "summary": "One item's observations in time order (the last `limit`).",
+        "parameters": [{"$ref": "#/components/parameters/name"}, {"$ref": "#/components/parameters/item"},
+                       {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
+        "responses": {
+          "200": {"description": "The item's history.", "content": {"application/json": {"schema": {"type": "object", "required": ["item_id", "points"],
+            "properties": {"item_id": {"type": "string"}, "points": {"type": "array", "items": {"type": "object", "required": ["timestamp", "value"],
+              "properties": {"timestamp": {"type": "string", "format": "date-time"}, "value": {"type": "number"}}}}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/datasets/{name}/backtests": {
+      "get": {
+        "operationId": "getBacktests",
+        "summary": "One item's backtests: for each of the latest predictors, the model chosen for the item, its backtest metrics, and the held-out window's quantile forecasts beside the actuals.",
+        "parameters": [{"$ref": "#/components/parameters/name"}, {"$ref": "#/components/parameters/item"},
+                       {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 20}}],
+        "responses": {
+          "200": {"description": "The backtests, newest predictor first.", "content": {"application/json": {"schema": {"type": "object", "required": ["item_id", "items"],
+            "properties": {"item_id": {"type": "string"}, "items": {"type": "array", "items": {"type": "object",
+              "required": ["predictor_id", "kind", "dataset_version", "live", "model", "metrics", "window"],
+              "properties": {"predictor_id": {"type": "string"}, "kind": {"type": "string"}, "dataset_version": {"type": "integer"},
+                             "created_at": {"type": "string", "format": "date-time"}, "live": {"type": "boolean"},
+                             "model": {"type": ["string", "null"]}, "metrics": {"type": ["object", "null"]},
+                             "window": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["timestamps", "actual", "levels", "quantiles"],
+                               "properties": {"timestamps": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+                                              "actual": {"type": "array", "items": {"type": "number"}},
+                                              "levels": {"type": "array", "items": {"type": "number"}},
+                                              "quantiles": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}}}]}}}}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/arrivals": {
+      "get": {
+        "operationId": "listArrivals",
+        "summary": "The tenant's data arrivals, newest first, each with the chain of events it caused (from the archive's causation ids) and their webhook deliveries.",
+        "parameters": [{"$ref": "#/components/parameters/limit"}, {"$ref": "#/components/parameters/cursor"}],
+        "responses": {
+          "200": {"description": "A page of arrivals.", "content": {"application/json": {"schema": {"type": "object", "required": ["items", "next_cursor"],
+            "properties": {"next_cursor": {"type": ["string", "null"]}, "items": {"type": "array", "items": {"type": "object", "required": ["event_id", "archived_at", "steps"],
+              "properties": {"event_id": {"type": "string"}, "archived_at": {"type": "string", "format": "date-time"},
+                             "steps": {"type": "array", "items": {"type": "object", "required": ["event_id", "type", "archived_at", "after_ms"],
+                               "properties": {"event_id": {"type": "string"}, "type": {"type": "string"}, "subject": {"type": ["string", "null"]},
+                                              "archived_at": {"type": "string", "format": "date-time"}, "after_ms": {"type": "number"},
+                                              "deliveries": {"type": "array", "items": {"type": "object"}}}}}}}}}}}}},
+          "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
+        }
+      }
+    },
+    "/v1/functions": {
+      "get": {
+        "operationId": "listFunctions",
+        "summary": "The installation's functions: instances, lag, GPU need and queue, crash-looping state, and the tenant's own invocation counts (24 h) and recent failures.",
+        "responses": {
+          "200": {"description": "The functions.", "content": {"application/json": {"schema": {"type": "object", "required": ["items", "checked_at"],
+            "properties": {"checked_at": {"type": "string", "format": "date-time"}, "items": {"type": "array", "items": {"type": "object",
+              "required": ["name", "concurrency", "gpu", "instances", "lag", "crash_looping", "recent_failures"],
+              "properties": {"name": {"type": "string"}, "concurrency": {"type": "integer"}, "gpu": {"type": "string"}, "instances": {"type": "integer"},
+                             "lag": {"type": ["integer", "null"]}, "crash_looping": {"type": "boolean"}, "consecutive_crashes": {"type": "integer"},
+                             "last_exit": {"type": ["string", "null"]}, "held_until": {"type": ["string", "null"]}, "gpu_waiting_since": {"type": ["string", "null"]},
+                             "succeeded": {"type": "integer"}, "failed": {"type": "integer"}, "dead_lettered": {"type": "integer"},
+                             "last_invocation": {"type": ["string", "null"]}, "recent_failures": {"type": "array", "items": {"type": "object"}}}}}}}}}},
+          "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
       }
     },
@@ -341,6 +428,7 @@ enum OpenAPIDocument {
       "name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"}},
       "endpoint": {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 200}},
       "limit": {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+      "item": {"name": "item", "in": "query", "required": true, "description": "The item's id.", "schema": {"type": "string", "minLength": 1, "maxLength": 2048}},
       "cursor": {"name": "cursor", "in": "query", "required": false, "description": "The next_cursor of the previous page.",
                  "schema": {"type": "string", "minLength": 1, "maxLength": 4096}}
     },

@@ -17,7 +17,8 @@ import Logging
 public struct EventIngress: Sendable {
     /// The bus producer, for routes that publish (redrives).
     public let producer: KafkaProducer
-    let tenants: TenantDirectory
+    /// The tenants and their tokens (and console sessions).
+    public let tenants: TenantDirectory
     let archive: PostgresConnection
     let logger: Logger
     let metrics: MetricsRegistry
@@ -80,7 +81,13 @@ public struct EventIngress: Sendable {
     /// Who the request's bearer token speaks for, or the answer refusing it (401 without a
     /// working token, 403 when its scope does not allow `needed`, 429 with `Retry-After` past
     /// the tenant's request rate, 503 when Postgres cannot say).
+    ///
+    /// A request without an `Authorization` header may instead carry a console session's
+    /// cookie, together with its `X-Almanac-CSRF` value (`ConsoleSession`).
     public func authenticate(_ headers: [(String, String)], needed: TokenScope) async -> Result<Credential, Problem> {
+        if !headers.contains(where: { $0.0 == "authorization" }), let secret = ConsoleSession.secret(in: headers) {
+            return await authenticate(session: secret, headers, needed: needed)
+        }
         let token: String
         switch Self.bearerToken(headers) {
         case .success(let t): token = t
@@ -90,6 +97,24 @@ public struct EventIngress: Sendable {
             return admit(try await tenants.credential(forToken: token), needed: needed)
         } catch {
             logger.error("tenant lookup failed", metadata: ["error": "\(error)"])
+            return .failure(Problem(.serviceUnavailable, "tenant directory unavailable; retry later"))
+        }
+    }
+
+    /// Who a console session's cookie speaks for: the request must repeat the session's CSRF
+    /// value (403 otherwise), and the session and its token must still work (401 otherwise).
+    func authenticate(session secret: String, _ headers: [(String, String)], needed: TokenScope) async -> Result<Credential, Problem> {
+        guard ConsoleSession.csrfMatches(headers, secret: secret) else {
+            return .failure(Problem(.forbidden, "a request made with the console's session cookie must carry its X-Almanac-CSRF header "
+                                        + "(from GET /console/session); other clients send Authorization: Bearer <token>"))
+        }
+        do {
+            guard let found = try await tenants.credential(forSession: secret) else {
+                return .failure(Problem(.unauthorized, "the console session ended or expired, or its token was revoked; sign in again"))
+            }
+            return admit(found, needed: needed)
+        } catch {
+            logger.error("session lookup failed", metadata: ["error": "\(error)"])
             return .failure(Problem(.serviceUnavailable, "tenant directory unavailable; retry later"))
         }
     }

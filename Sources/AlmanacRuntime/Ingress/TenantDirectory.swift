@@ -47,7 +47,7 @@ public struct TokenRecord: Sendable {
 /// digest is sent to Postgres. Every request is checked against the table (no cache), so a
 /// revoked or expired token stops working at once, on every ingress replica.
 public final class TenantDirectory: Sendable {
-    private let database: PostgresConnection
+    let database: PostgresConnection
 
     /// Makes a directory over the `tenants` and `tenant_tokens` tables.
     public init(database: PostgresConnection) { self.database = database }

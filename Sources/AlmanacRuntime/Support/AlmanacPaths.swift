@@ -12,6 +12,8 @@ public struct AlmanacPaths: Sendable {
     public var functions: String { "\(root)/functions" }
     /// The event schemas' folder.
     public var events: String { "\(root)/events" }
+    /// The web console's files (HTML, CSS, JavaScript modules).
+    public var console: String { "\(root)/console" }
     /// The migrations' folder.
     public var migrations: String { "\(root)/infra/migrations" }
     /// The drop folder: a file at `drop/<tenant>/<dataset>/<file>` is a data arrival for that tenant's dataset.
