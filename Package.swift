@@ -75,6 +75,7 @@ let package = Package(
             "AlmanacPipeline", "AlmanacRuntime", "AlmanacHTTP", "AlmanacKafka", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Yams", package: "Yams"),
         ]),
 
         // Small functions that prove the runtime with any handler.

@@ -46,6 +46,66 @@ public final class KafkaAdmin: @unchecked Sendable {
         }
     }
 
+    /// The fewest replicas any partition of a topic has.
+    /// - Throws: `KafkaError.admin` when the topic does not exist or metadata cannot be read.
+    public func replicationFactor(topic: String) async throws -> Int {
+        try await blocking { [self] in
+            let rkt = rd_kafka_topic_new(handle, topic, nil)
+            defer { rd_kafka_topic_destroy(rkt) }
+            var md: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle, 0, rkt, &md, timeoutMs)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { throw KafkaError(.admin, "metadata of \(topic)", err) }
+            defer { rd_kafka_metadata_destroy(md) }
+            guard md.pointee.topic_cnt > 0 else { throw KafkaError(.admin, "topic \(topic) not found") }
+            let t = md.pointee.topics[0]
+            if t.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(.admin, "topic \(topic)", t.err) }
+            guard t.partition_cnt > 0 else { throw KafkaError(.admin, "topic \(topic) has no partitions") }
+            return (0..<Int(t.partition_cnt)).map { Int(t.partitions[$0].replica_cnt) }.min() ?? 0
+        }
+    }
+
+    /// One configuration entry of each topic, in one DescribeConfigs request: topic → value,
+    /// leaving out topics the broker has no such entry for.
+    /// - Throws: `KafkaError.admin` when the broker does not answer (the mock cluster never does) or refuses.
+    public func topicConfig(topics: [String], name: String) async throws -> [String: String] {
+        try await blocking { [self] in
+            var resources: [OpaquePointer?] = []
+            defer { resources.forEach { rd_kafka_ConfigResource_destroy($0) } }
+            for t in topics {
+                guard let r = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, t) else { throw KafkaError(.admin, "DescribeConfigs: cannot describe \(t)") }
+                resources.append(r)
+            }
+            let queue = rd_kafka_queue_new(handle)
+            defer { rd_kafka_queue_destroy(queue) }
+            resources.withUnsafeMutableBufferPointer { buf in rd_kafka_DescribeConfigs(handle, buf.baseAddress, buf.count, nil, queue) }
+            guard let event = rd_kafka_queue_poll(queue, timeoutMs) else {
+                throw KafkaError(.admin, "DescribeConfigs got no answer in \(timeoutMs) ms", isRetriable: true)
+            }
+            defer { rd_kafka_event_destroy(event) }
+            if rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError(.admin, "DescribeConfigs", rd_kafka_event_error(event))
+            }
+            guard let result = rd_kafka_event_DescribeConfigs_result(event) else { throw KafkaError(.admin, "DescribeConfigs: unexpected event type") }
+            var count = 0
+            guard let described = rd_kafka_DescribeConfigs_result_resources(result, &count) else { return [:] }
+            var out: [String: String] = [:]
+            for i in 0..<count {
+                guard let resource = described[i] else { continue }
+                let topic = String(cString: rd_kafka_ConfigResource_name(resource))
+                let err = rd_kafka_ConfigResource_error(resource)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(.admin, "DescribeConfigs of \(topic)", err) }
+                var entries = 0
+                guard let configs = rd_kafka_ConfigResource_configs(resource, &entries) else { continue }
+                for j in 0..<entries {
+                    guard let entry = configs[j], String(cString: rd_kafka_ConfigEntry_name(entry)) == name,
+                          let value = rd_kafka_ConfigEntry_value(entry) else { continue }
+                    out[topic] = String(cString: value)
+                }
+            }
+            return out
+        }
+    }
+
     /// The id of the Kafka cluster.
     public func clusterID() async throws -> String {
         try await blocking { [self] in try kafkaClusterID(handle) }

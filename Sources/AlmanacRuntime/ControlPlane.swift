@@ -87,6 +87,9 @@ public final class ControlPlane: Sendable {
         public var routes: [any IngressRoutes]
         /// Requests a second each tenant may make of the ingress.
         public var rateLimit: Double
+        /// The parts this process runs: all of them locally; on Kubernetes the router and the
+        /// ingress run as Deployments of their own and KEDA takes the launcher's role.
+        public var parts: Set<Part> = Set(Part.allCases)
 
         /// Makes a configuration.
         public init(kafka: KafkaConfiguration, databaseURL: String, paths: AlmanacPaths, functionsDirectory: String? = nil,
@@ -108,6 +111,19 @@ public final class ControlPlane: Sendable {
             self.routerGroup = routerGroup
             self.watchedDropFolder = watchedDropFolder
         }
+    }
+
+    /// A part of the control plane a process may run.
+    public enum Part: String, CaseIterable, Sendable {
+        /// The router with the scheduler (timed events, relays) and the reconciler.
+        case router
+        /// The launcher (starts function instances on lag; KEDA's role on Kubernetes).
+        case launcher
+        /// The `/v1` API and the console on the HTTP server, with their background relays
+        /// (the server itself, with `/events` and the probes, runs with every part).
+        case ingress
+        /// The drop-folder watcher.
+        case watcher
     }
 
     let configuration: Configuration
@@ -168,19 +184,24 @@ public final class ControlPlane: Sendable {
 
     /// Runs the router, the launcher and the ingress until cancelled or `stop()`.
     public func run() async throws {
+        let parts = configuration.parts
         // A broker that came back empty is made whole from Postgres before anything flows.
-        _ = try await reconciler.run()
+        if parts.contains(.router) { _ = try await reconciler.run() }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.router.run() }
-            group.addTask { await self.launcher.run() }
+            if parts.contains(.router) {
+                group.addTask { try await self.router.run() }
+                group.addTask { await self.scheduler.run() }
+            }
+            if parts.contains(.launcher) { group.addTask { await self.launcher.run() } }
+            // The HTTP server runs with every part: a router alone still answers /healthz,
+            // /readyz and /metrics (its probes); only the ingress part adds the `/v1` routes.
             let app = ingress.application(host: configuration.httpHost, port: configuration.httpPort) { [httpPort, logger] port in
                 httpPort.set(port)
                 logger.info("ingress listening", metadata: ["port": "\(port)"])
             }
             group.addTask { try await app.runService(gracefulShutdownSignals: []) }
-            group.addTask { await self.scheduler.run() }
-            if let watcher = self.watcher { group.addTask { await watcher.run() } }
-            for work in configuration.routes.compactMap({ $0.background(ingress: ingress) }) {
+            if parts.contains(.watcher), let watcher = self.watcher { group.addTask { await watcher.run() } }
+            for work in parts.contains(.ingress) ? configuration.routes.compactMap({ $0.background(ingress: ingress) }) : [] {
                 // Background work ends only when cancelled: it never ends the group itself.
                 group.addTask {
                     await work()

@@ -12,7 +12,7 @@ struct Almanac: AsyncParsableCommand {
         abstract: "Almanac: an event-driven runtime for forecasting pipelines, on Kafka and Postgres.",
         subcommands: [
             Up.self, Publish.self, Status.self, Tenants.self, Tokens.self, Datasets.self, DataCommand.self, S3SourcesCommand.self, WebhooksCommand.self, Query.self, DLQ.self, Replay.self, Logs.self, Bench.self, ForecastCommand.self,
-            Serve.self, Broker.self, FunctionCommand.self,
+            Serve.self, Broker.self, FunctionCommand.self, Setup.self, Deploy.self,
         ])
 }
 

@@ -218,6 +218,9 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the router, the launcher and the HTTP ingress (started by `almanac up`).")
 
     @Option var httpPort: Int = 8787
+    @Option(help: "The address the ingress listens on (0.0.0.0 in a container).") var httpHost: String = "127.0.0.1"
+    @Option(help: "The parts to run, comma-separated: router, launcher, ingress, watcher (default: all; on Kubernetes the router and the ingress run apart and KEDA launches functions).")
+    var parts: String = ControlPlane.Part.allCases.map(\.rawValue).joined(separator: ",")
     @Option var functions: String?
     @Option var logDir: String = ".almanac/logs"
     @Option(help: "The drop folder: a file at DROP/<tenant>/<dataset>/<file> is announced as that tenant's almanac.data.arrived.") var drop: String = ".almanac/drop"
@@ -246,11 +249,30 @@ struct Serve: AsyncParsableCommand {
         }
         defer { supervisorWatch?.cancel() }
         let paths = AlmanacPaths.discover()
-        let plane = try await ControlPlane(configuration: .init(
+        // On real Kafka that must keep what it acknowledges, nothing starts on topics that would not.
+        if let replication = try KafkaAdmin.requiredReplication(env) {
+            let admin = try KafkaAdmin(configuration: kafka)
+            let topics = [Outbox.busTopic, DeadLetter.topic] + (try FunctionManifest.loadAll(from: functions ?? paths.functions)).map(\.inputTopic)
+            for warning in try await admin.requireDurability(topics: topics, replication: replication) {
+                logger.warning("kafka durability", metadata: ["warning": "\(warning)"])
+            }
+        }
+        var chosen = Set<ControlPlane.Part>()
+        for name in parts.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            guard let part = ControlPlane.Part(rawValue: name) else {
+                throw ValidationError("--parts: unknown part \(EventLimits.quoted(name)); the parts are \(ControlPlane.Part.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            chosen.insert(part)
+        }
+        guard !chosen.isEmpty else { throw ValidationError("--parts names no part") }
+        var configuration = ControlPlane.Configuration(
             kafka: kafka, databaseURL: db, paths: paths, functionsDirectory: functions, logDirectory: logDir,
-            httpPort: httpPort, gpus: GPUInventory.detect(),
+            httpHost: httpHost, httpPort: httpPort, gpus: GPUInventory.detect(),
             instanceEnvironment: ["ALMANAC_DROP_DIR": absolute(drop), "ALMANAC_EXPORT_DIR": absolute(export)],
-            watchedDropFolder: absolute(drop), routes: try await Self.routes(env, db: db, kafka: kafka, drop: absolute(drop), functions: functions)), logger: logger)
+            watchedDropFolder: chosen.contains(.watcher) ? absolute(drop) : nil,
+            routes: chosen.contains(.ingress) ? try await Self.routes(env, db: db, kafka: kafka, drop: absolute(drop), functions: functions) : [])
+        configuration.parts = chosen
+        let plane = try await ControlPlane(configuration: configuration, logger: logger)
         holder.plane = plane
         try await plane.run()
     }

@@ -252,6 +252,8 @@ final class TestDeployment: @unchecked Sendable {
     var api: ForecastAPI?
     /// More routes (or background relays) on the ingress's server.
     var extraRoutes: [any IngressRoutes] = []
+    /// The control plane's parts, when not all (as on Kubernetes: no launcher).
+    var parts: Set<ControlPlane.Part>?
 
     /// Starts the router, the launcher and the ingress in this process.
     func startControlPlane() async throws {
@@ -266,6 +268,7 @@ final class TestDeployment: @unchecked Sendable {
             configuration.routes = [api, ConsoleRoutes(folder: AlmanacPaths.discover().console)]
         }
         configuration.routes += extraRoutes
+        if let parts { configuration.parts = parts }
         let plane = try await ControlPlane(configuration: configuration, logger: logger)
         self.plane = plane
         let ended = planeEnded
@@ -336,7 +339,8 @@ final class TestDeployment: @unchecked Sendable {
     /// with `remote`, the command gets no database or Kafka address at all, as on a machine
     /// that reaches the installation over HTTP only.
     /// - Returns: its exit status and what it printed (stdout and stderr together).
-    func almanac(_ arguments: [String], token: String? = nil, remote: Bool = false) async throws -> (status: Int32, output: String) {
+    func almanac(_ arguments: [String], token: String? = nil, remote: Bool = false,
+                 environment extra: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         var env = ProcessInfo.processInfo.environment
         for key in ["ALMANAC_HTTP", "ALMANAC_TOKEN", "DATABASE_URL", "KAFKA_BROKERS"] { env[key] = nil }
         if !remote {
@@ -345,6 +349,7 @@ final class TestDeployment: @unchecked Sendable {
         }
         if plane != nil { env["ALMANAC_HTTP"] = try await ingressURL() }
         env["ALMANAC_TOKEN"] = token
+        env.merge(extra) { _, b in b }
         let environment = env
         return try await offThePool { try self.runAlmanac(arguments, environment: environment) }
     }

@@ -195,13 +195,26 @@ class ConsoleTests(unittest.TestCase):
             self.browser.get(url)
 
     def shot(self, name):
+        """Saves the page's screenshot, and checks the page's controls are named for assistive
+        technology: every input and select has a label, every button and link a text."""
         self.browser.save_screenshot(os.path.join(OUTPUT, f"{name}.png"))
+        unnamed = self.browser.execute_script("""
+            const out = [];
+            for (const e of document.querySelectorAll('input, select')) {
+              const named = (e.id && document.querySelector(`label[for="${e.id}"]`)) || e.closest('label') || e.getAttribute('aria-label');
+              if (!named && e.type !== 'hidden') out.push(e.outerHTML.slice(0, 80));
+            }
+            for (const e of document.querySelectorAll('button, a[href]')) {
+              if (!e.hidden && !(e.textContent.trim() || e.getAttribute('aria-label'))) out.push(e.outerHTML.slice(0, 80));
+            }
+            return out;""")
+        self.assertEqual(unnamed, [], f"controls without a name on {name}")
 
     def sign_in(self, token, tenant):
         self.go("#/signin")
         wait_for("the sign-in form", lambda: self.css("#token"), timeout=30)
-        self.css("#token").send_keys(token)
-        self.css("#signin").click()
+        from selenium.webdriver.common.keys import Keys
+        self.css("#token").send_keys(token, Keys.ENTER)  # the keyboard alone signs in
         wait_for(f"{tenant} to be signed in", lambda: self.text("#who").startswith(tenant + " "), timeout=30)
 
     def errors_in_console(self):

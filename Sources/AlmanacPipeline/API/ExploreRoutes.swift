@@ -27,6 +27,16 @@ extension ForecastAPI {
         }
     }
 
+    /// A one-item read's item and limit, checked, with a session on which the tenant's dataset was found.
+    func itemRequest(_ request: Request, dataset name: String, tenant: String, limit: Int, range: ClosedRange<Int>)
+        async throws -> (item: String, limit: Int, db: PostgresConnection) {
+        let item = try Self.itemParameter(request)
+        let limit = try Self.boundedInteger(request, "limit", default: limit, range: range)
+        let db = pool.next()
+        try await requireDataset(name, tenant: tenant, db: db)
+        return (item, limit, db)
+    }
+
     /// The `item` query parameter, required: 1 to 2048 bytes.
     static func itemParameter(_ request: Request) throws -> String {
         guard let item = request.uri.queryParameters["item"].map(String.init), !item.isEmpty, item.utf8.count <= 2048 else {
@@ -42,7 +52,7 @@ extension ForecastAPI {
         let search = request.uri.queryParameters["search"].map(String.init) ?? ""
         guard search.utf8.count <= 200 else { throw Self.bad("search must be at most 200 bytes") }
         let db = pool.next()
-        guard try await DatasetStore.find(tenant: tenant, name: name, in: db) != nil else { throw Self.noDataset(name, tenant) }
+        try await requireDataset(name, tenant: tenant, db: db)
         let rows = try await db.query("""
             SELECT item_id FROM (
                 SELECT DISTINCT item_id FROM latest_forecasts WHERE tenant = $1 AND dataset = $2
@@ -60,10 +70,7 @@ extension ForecastAPI {
 
     /// One item's observations in time order: the last `limit` (default 1000, at most 10000).
     func history(_ request: Request, dataset name: String, tenant: String) async throws -> Response {
-        let item = try Self.itemParameter(request)
-        let limit = try Self.boundedInteger(request, "limit", default: 1000, range: 1...10000)
-        let db = pool.next()
-        guard try await DatasetStore.find(tenant: tenant, name: name, in: db) != nil else { throw Self.noDataset(name, tenant) }
+        let (item, limit, db) = try await itemRequest(request, dataset: name, tenant: tenant, limit: 1000, range: 1...10000)
         let rows = try await db.query("""
             SELECT ts, value FROM (SELECT ts, value FROM dataset_observations($1, $2, $3) ORDER BY ts DESC LIMIT $4) h ORDER BY ts
             """, [tenant, name, item, limit])
@@ -77,10 +84,7 @@ extension ForecastAPI {
     /// default 5), the model chosen for the item, its backtest metrics, and the held-out
     /// window's quantile forecasts beside the actuals, with the window's timestamps.
     func backtests(_ request: Request, dataset name: String, tenant: String) async throws -> Response {
-        let item = try Self.itemParameter(request)
-        let limit = try Self.boundedInteger(request, "limit", default: 5, range: 1...20)
-        let db = pool.next()
-        guard try await DatasetStore.find(tenant: tenant, name: name, in: db) != nil else { throw Self.noDataset(name, tenant) }
+        let (item, limit, db) = try await itemRequest(request, dataset: name, tenant: tenant, limit: 5, range: 1...20)
         let rows = try await db.query("""
             SELECT p.id, p.kind, p.dataset_version, p.created_at, i.method, i.metrics::text AS metrics,
                    array_to_string(h.actual, ',') AS actual, array_to_string(h.levels, ',') AS levels,

@@ -225,6 +225,11 @@ public struct ForecastAPI: IngressRoutes {
         ])
     }
 
+    /// Throws the 404 for a dataset the tenant does not have.
+    func requireDataset(_ name: String, tenant: String, db: PostgresConnection) async throws {
+        guard try await DatasetStore.find(tenant: tenant, name: name, in: db) != nil else { throw Self.noDataset(name, tenant) }
+    }
+
     static func noDataset(_ name: String, _ tenant: String) -> EventIngress.Problem {
         EventIngress.Problem(.notFound, "tenant \(tenant) has no dataset \(name)")
     }

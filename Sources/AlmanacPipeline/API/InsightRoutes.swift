@@ -35,7 +35,7 @@ extension ForecastAPI {
     func predictors(_ request: Request, dataset name: String, tenant: String) async throws -> Response {
         let page = try Page(request, defaultLimit: 10)
         let db = pool.next()
-        guard try await DatasetStore.find(tenant: tenant, name: name, in: db) != nil else { throw Self.noDataset(name, tenant) }
+        try await requireDataset(name, tenant: tenant, db: db)
         let rows = try await db.query("""
             SELECT p.id, p.kind, p.dataset_version, p.items, p.metrics::text AS metrics, p.created_at, p.trigger_event,
                    (SELECT a.type FROM event_archive a WHERE a.id = p.trigger_event AND a.tenant = p.tenant LIMIT 1) AS trigger_type
@@ -68,7 +68,7 @@ extension ForecastAPI {
     /// The monitor's measurements of the dataset's forecasts, oldest first.
     func accuracy(dataset name: String, tenant: String) async throws -> Response {
         let db = pool.next()
-        guard try await DatasetStore.find(tenant: tenant, name: name, in: db) != nil else { throw Self.noDataset(name, tenant) }
+        try await requireDataset(name, tenant: tenant, db: db)
         let rows = try await db.query("""
             SELECT forecast_id, dataset_version, points, wape, mase, wql, bound, breached, created_at FROM accuracy_measurements
             WHERE tenant = $1 AND dataset = $2 ORDER BY created_at, id LIMIT 10000

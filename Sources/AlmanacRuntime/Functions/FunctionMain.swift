@@ -15,6 +15,9 @@ import Logging
 /// once, even across a crashed `serve`. It exits 1 with a clear message when its
 /// configuration is wrong or a service fails.
 public enum FunctionMain {
+    /// The idle timeout that never comes (ten years).
+    static let never = 10.0 * 365 * 86400
+
     /// Seconds an orphaned instance (its launcher died) has to finish the event in hand before it exits.
     public static let orphanGrace = 5.0
 
@@ -25,7 +28,16 @@ public enum FunctionMain {
         logger.debug("process started")
         do {
             let env = ProcessInfo.processInfo.environment
-            let manifest = try loadManifest(env)
+            var manifest = try loadManifest(env)
+            // Where something else scales instances (KEDA on Kubernetes), an instance need not
+            // exit when idle: `ALMANAC_IDLE_TIMEOUT` (seconds, or `never`) overrides the manifest.
+            if let idle = env["ALMANAC_IDLE_TIMEOUT"] {
+                guard let seconds = idle == "never" ? FunctionMain.never : Double(idle), seconds > 0 else {
+                    throw ConfigurationError(file: "environment", field: "ALMANAC_IDLE_TIMEOUT",
+                                             message: "must be a number of seconds above 0 or `never`, got \(EventLimits.quoted(idle))")
+                }
+                manifest.idleTimeout = seconds
+            }
             logger[metadataKey: "function"] = "\(manifest.name)"
             let runtime = try await makeRuntime(manifest: manifest, handler: handler, env: env, logger: logger)
             let signalLogger = logger
@@ -109,8 +121,11 @@ public enum FunctionMain {
             try? await consumer.commit(positions.map { KafkaCommitPosition(topic: manifest.inputTopic, partition: $0.key, offset: $0.value) },
                                        waiting: false)
         } else {
+            // Cooperative rebalancing: a member joining or leaving (a replica scaled up or down)
+            // moves only the partitions that must move, so an instance deep in a long handler
+            // keeps its partition and its event is not handed to another replica meanwhile.
             consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic],
-                                         assignment: .group)
+                                         assignment: .group, extra: ["partition.assignment.strategy": "cooperative-sticky"])
         }
         return FunctionRuntime(manifest: manifest, handler: handler, database: db, producer: producer, source: consumer,
                                schemas: schemas, clusterID: cluster, instanceID: env["ALMANAC_INSTANCE_ID"], logger: logger)
