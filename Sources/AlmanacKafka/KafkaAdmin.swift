@@ -32,23 +32,20 @@ public final class KafkaAdmin: @unchecked Sendable {
     /// The number of partitions of a topic.
     /// - Throws: `KafkaError.admin` when the topic does not exist or metadata cannot be read.
     public func partitionCount(topic: String) async throws -> Int {
-        try await blocking { [self] in
-            let rkt = rd_kafka_topic_new(handle, topic, nil)
-            defer { rd_kafka_topic_destroy(rkt) }
-            var md: UnsafePointer<rd_kafka_metadata>?
-            let err = rd_kafka_metadata(handle, 0, rkt, &md, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { throw KafkaError(.admin, "metadata of \(topic)", err) }
-            defer { rd_kafka_metadata_destroy(md) }
-            guard md.pointee.topic_cnt > 0 else { throw KafkaError(.admin, "topic \(topic) not found") }
-            let t = md.pointee.topics[0]
-            if t.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(.admin, "topic \(topic)", t.err) }
-            return Int(t.partition_cnt)
-        }
+        try await topicMetadata(topic) { Int($0.partition_cnt) }
     }
 
     /// The fewest replicas any partition of a topic has.
-    /// - Throws: `KafkaError.admin` when the topic does not exist or metadata cannot be read.
+    /// - Throws: `KafkaError.admin` when the topic does not exist, has no partitions, or metadata cannot be read.
     public func replicationFactor(topic: String) async throws -> Int {
+        try await topicMetadata(topic) { t in
+            guard t.partition_cnt > 0 else { throw KafkaError(.admin, "topic \(topic) has no partitions") }
+            return (0..<Int(t.partition_cnt)).map { Int(t.partitions[$0].replica_cnt) }.min() ?? 0
+        }
+    }
+
+    /// Reads what `read` takes from a topic's metadata.
+    private func topicMetadata<T: Sendable>(_ topic: String, _ read: @escaping @Sendable (rd_kafka_metadata_topic) throws -> T) async throws -> T {
         try await blocking { [self] in
             let rkt = rd_kafka_topic_new(handle, topic, nil)
             defer { rd_kafka_topic_destroy(rkt) }
@@ -59,8 +56,7 @@ public final class KafkaAdmin: @unchecked Sendable {
             guard md.pointee.topic_cnt > 0 else { throw KafkaError(.admin, "topic \(topic) not found") }
             let t = md.pointee.topics[0]
             if t.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(.admin, "topic \(topic)", t.err) }
-            guard t.partition_cnt > 0 else { throw KafkaError(.admin, "topic \(topic) has no partitions") }
-            return (0..<Int(t.partition_cnt)).map { Int(t.partitions[$0].replica_cnt) }.min() ?? 0
+            return try read(t)
         }
     }
 
