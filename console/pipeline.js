@@ -56,7 +56,6 @@ export async function pipelineView() {
       ["Function", (x) => x.name], ["Instances", (x) => `${x.instances} / ${x.concurrency}`, { numeric: true }],
       ["Lag", (x) => x.lag ?? "?", { numeric: true }], ["GPU", (x) => x.gpu + (x.gpu_waiting_since ? ` · queued since ${when(x.gpu_waiting_since)}` : "")],
       ["State", (x) => (x.crash_looping ? h("span", { class: "pill bad" }, `crash-looping (${x.consecutive_crashes} exits, held until ${when(x.held_until)})`) : x.instances > 0 ? "running" : "scaled to zero")],
-      ["Succeeded (24 h)", (x) => x.succeeded, { numeric: true }], ["Failed", (x) => x.failed, { numeric: true }], ["Dead-lettered", (x) => x.dead_lettered, { numeric: true }],
       ["Recent failures", (x) => (x.recent_failures.length === 0 ? "—" : h("ul", {}, x.recent_failures.map((r) => h("li", {}, `${when(r.started_at)} ${r.outcome} (attempt ${r.attempt}): ${r.error || ""}`))))],
     ], f.items, { id: "functions-table" }));
     checked.textContent = `Checked ${when(f.checked_at)}; refreshed every 3 s.`;

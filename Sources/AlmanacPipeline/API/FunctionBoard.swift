@@ -8,7 +8,7 @@ import Foundation
 /// instances running out of its concurrency, the lag on its input topic (read as the
 /// launcher reads it: positions kept with the effects, then the group's commits), its GPU
 /// need and place in the GPU queue, whether the launcher holds it back as crash-looping,
-/// and the asking tenant's own invocations and recent failures.
+/// and the asking tenant's own recent failures.
 public struct FunctionBoard: Sendable {
     let manifests: [FunctionManifest]
     let admin: KafkaAdmin?
@@ -24,12 +24,8 @@ public struct FunctionBoard: Sendable {
         let instances = try await db.query("SELECT function, count(*)::bigint AS n FROM function_instances GROUP BY function")
         let crashes = try await db.query("SELECT function, consecutive, last_status, held_until FROM function_crashes")
         let queue = try await db.query("SELECT function, waiting_since, lag FROM gpu_queue")
-        let counts = try await db.query("""
-            SELECT function, count(*) FILTER (WHERE outcome = 'succeeded')::bigint AS ok,
-                   count(*) FILTER (WHERE outcome IN ('failed', 'timed_out'))::bigint AS failed,
-                   count(*) FILTER (WHERE outcome = 'dead_lettered')::bigint AS dead, max(started_at) AS last
-            FROM invocations WHERE tenant = $1 AND started_at > now() - interval '1 day' GROUP BY function
-            """, [tenant])
+        // The tenant's latest failed attempts, through the partial index of failures only
+        // (a board refreshed every few seconds must not scan every invocation).
         let failures = try await db.query("""
             SELECT function, event_id, event_type, outcome, attempt, error, started_at FROM invocations
             WHERE tenant = $1 AND outcome IN ('failed', 'timed_out', 'dead_lettered') ORDER BY id DESC LIMIT 50
@@ -37,7 +33,7 @@ public struct FunctionBoard: Sendable {
         let lags = await self.lags(db: db)
         func row(_ rows: PostgresRows, _ name: String) -> PostgresRow? { rows.first { $0.text("function") == name } }
         return try manifests.map { m in
-            let crash = row(crashes, m.name), waiting = row(queue, m.name), count = row(counts, m.name)
+            let crash = row(crashes, m.name), waiting = row(queue, m.name)
             let consecutive = (try crash?.decode("consecutive", as: Int.self)) ?? 0
             let recent = try failures.filter { $0.text("function") == m.name }.prefix(5).map { f in
                 JSONValue.object(["event_id": f.text("event_id").map(JSONValue.string) ?? .null,
@@ -55,10 +51,6 @@ public struct FunctionBoard: Sendable {
                 "last_exit": crash?.text("last_status").map(JSONValue.string) ?? .null,
                 "held_until": (try crash?.decodeIfPresent("held_until", as: Date.self)).map { .string(RFC3339.format($0)) } ?? .null,
                 "gpu_waiting_since": (try waiting?.decodeIfPresent("waiting_since", as: Date.self)).map { .string(RFC3339.format($0)) } ?? .null,
-                "succeeded": .number(Double((try count?.decode("ok", as: Int64.self)) ?? 0)),
-                "failed": .number(Double((try count?.decode("failed", as: Int64.self)) ?? 0)),
-                "dead_lettered": .number(Double((try count?.decode("dead", as: Int64.self)) ?? 0)),
-                "last_invocation": (try count?.decodeIfPresent("last", as: Date.self)).map { .string(RFC3339.format($0)) } ?? .null,
                 "recent_failures": .array(recent),
             ])
         }

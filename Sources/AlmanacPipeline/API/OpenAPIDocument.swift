@@ -222,7 +222,7 @@ enum OpenAPIDocument {
     "/v1/functions": {
       "get": {
         "operationId": "listFunctions",
-        "summary": "The installation's functions: instances, lag, GPU need and queue, crash-looping state, and the tenant's own invocation counts (24 h) and recent failures.",
+        "summary": "The installation's functions: instances, lag, GPU need and queue, crash-looping state, and the tenant's own recent failures.",
         "responses": {
           "200": {"description": "The functions.", "content": {"application/json": {"schema": {"type": "object", "required": ["items", "checked_at"],
             "properties": {"checked_at": {"type": "string", "format": "date-time"}, "items": {"type": "array", "items": {"type": "object",
@@ -230,8 +230,7 @@ enum OpenAPIDocument {
               "properties": {"name": {"type": "string"}, "concurrency": {"type": "integer"}, "gpu": {"type": "string"}, "instances": {"type": "integer"},
                              "lag": {"type": ["integer", "null"]}, "crash_looping": {"type": "boolean"}, "consecutive_crashes": {"type": "integer"},
                              "last_exit": {"type": ["string", "null"]}, "held_until": {"type": ["string", "null"]}, "gpu_waiting_since": {"type": ["string", "null"]},
-                             "succeeded": {"type": "integer"}, "failed": {"type": "integer"}, "dead_lettered": {"type": "integer"},
-                             "last_invocation": {"type": ["string", "null"]}, "recent_failures": {"type": "array", "items": {"type": "object"}}}}}}}}}},
+                             "recent_failures": {"type": "array", "items": {"type": "object"}}}}}}}}}},
           "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}
         }
       }
