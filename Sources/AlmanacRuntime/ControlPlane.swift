@@ -163,8 +163,12 @@ public final class ControlPlane: Sendable {
         let launcher = Launcher(manifests: manifests, admin: admin, paths: configuration.paths, gpus: configuration.gpus,
                                 instanceEnvironment: env, logDirectory: configuration.logDirectory, database: launcherDB, logger: logger)
         self.launcher = launcher
-        let consumer = try KafkaConsumer(configuration: configuration.kafka, groupID: EventRouter.consumerGroup, topics: [Outbox.busTopic],
-                                         assignment: configuration.routerGroup ? .group : .all)
+        // A process without the router part (the ingress on Kubernetes) must not join the
+        // router's group, nor fetch the bus for nobody: its router consumes no topic.
+        let routing = configuration.parts.contains(.router)
+        let consumer = try KafkaConsumer(configuration: configuration.kafka, groupID: EventRouter.consumerGroup,
+                                         topics: routing ? [Outbox.busTopic] : [],
+                                         assignment: routing && configuration.routerGroup ? .group : .all)
         router = EventRouter(manifests: manifests, schemas: schemas, database: db, producer: producer, source: consumer, logger: logger) { names in
             if !names.isEmpty { launcher.poke(names) }
         }

@@ -12,6 +12,9 @@ import Foundation
 public struct FunctionBoard: Sendable {
     let manifests: [FunctionManifest]
     let admin: KafkaAdmin?
+    /// Lags read in the last two seconds: consoles refresh every few seconds, and each read
+    /// asks the broker for every partition's watermarks.
+    let recent = RecentLags()
 
     /// Makes a board over the manifests; without `admin` the lag is not shown.
     public init(manifests: [FunctionManifest], admin: KafkaAdmin?) {
@@ -58,6 +61,13 @@ public struct FunctionBoard: Sendable {
 
     /// Each function's lag, where the broker answered.
     func lags(db: PostgresConnection) async -> [String: Int64] {
+        if let fresh = recent.value(maxAge: 2) { return fresh }
+        let read = await readLags(db: db)
+        recent.store(read)
+        return read
+    }
+
+    func readLags(db: PostgresConnection) async -> [String: Int64] {
         guard let admin, let cluster = try? await admin.clusterID() else { return [:] }
         let positions = (try? await ConsumerPositions.load(cluster: cluster, topics: manifests.map(\.inputTopic), in: db)) ?? [:]
         var out: [String: Int64] = [:]
@@ -66,4 +76,16 @@ public struct FunctionBoard: Sendable {
         }
         return out
     }
+}
+
+/// The last lags read, with when, guarded by a lock.
+final class RecentLags: @unchecked Sendable {
+    private let lock = NSLock()
+    private var read: (at: Date, lags: [String: Int64])?
+
+    func value(maxAge: TimeInterval) -> [String: Int64]? {
+        lock.withLock { read.flatMap { Date().timeIntervalSince($0.at) <= maxAge ? $0.lags : nil } }
+    }
+
+    func store(_ lags: [String: Int64]) { lock.withLock { read = (Date(), lags) } }
 }
