@@ -200,12 +200,14 @@ class ConsoleTests(unittest.TestCase):
         self.browser.save_screenshot(os.path.join(OUTPUT, f"{name}.png"))
         unnamed = self.browser.execute_script("""
             const out = [];
-            for (const e of document.querySelectorAll('input, select')) {
+            // Only what is rendered is in the accessibility tree (dygraphs keeps a hidden input).
+            const shown = (e) => e.getClientRects().length > 0;
+            for (const e of [...document.querySelectorAll('input, select')].filter(shown)) {
               const named = (e.id && document.querySelector(`label[for="${e.id}"]`)) || e.closest('label') || e.getAttribute('aria-label');
               if (!named && e.type !== 'hidden') out.push(e.outerHTML.slice(0, 80));
             }
-            for (const e of document.querySelectorAll('button, a[href]')) {
-              if (!e.hidden && !(e.textContent.trim() || e.getAttribute('aria-label'))) out.push(e.outerHTML.slice(0, 80));
+            for (const e of [...document.querySelectorAll('button, a[href]')].filter(shown)) {
+              if (!(e.textContent.trim() || e.getAttribute('aria-label'))) out.push(e.outerHTML.slice(0, 80));
             }
             return out;""")
         self.assertEqual(unnamed, [], f"controls without a name on {name}")
