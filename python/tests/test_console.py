@@ -167,12 +167,15 @@ class ConsoleTests(unittest.TestCase):
         for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000", "--disable-gpu"):
             options.add_argument(arg)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        cls.downloads = tempfile.mkdtemp(prefix="almanac-downloads-")
+        options.add_experimental_option("prefs", {"download.default_directory": cls.downloads, "download.prompt_for_download": False})
         cls.browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         cls.browser.set_script_timeout(60)
 
     @classmethod
     def tearDownClass(cls):
         cls.browser.quit()
+        shutil.rmtree(cls.downloads, ignore_errors=True)
         cls.almanac.stop()
 
     # Helpers over the page.
@@ -319,6 +322,14 @@ class ConsoleTests(unittest.TestCase):
         ActionChains(self.browser).move_to_element_with_offset(self.css("#chart canvas"), 200, 0).perform()
         wait_for("a hover legend with a timestamp", lambda: "20" in self.text("#legend") and ":" in self.text("#legend"), timeout=10)
         self.shot("03-forecast-view")
+        # The CSV download is the API's CSV of the item's forecast.
+        self.css("#download-csv").click()
+        path = os.path.join(self.downloads, "m4-H1-forecast.csv")
+        wait_for("the downloaded CSV", lambda: os.path.exists(path) and os.path.getsize(path) > 0, timeout=30)
+        with open(path) as f:
+            downloaded = f.read()
+        self.assertEqual(downloaded, a.api("GET", "/v1/datasets/m4/forecast?item=H1", acme, accept="text/csv")[1])
+        self.assertEqual(len(downloaded.splitlines()), 49)
         # Searching finds one item among the others, and picking it charts it.
         self.css("#item-search").send_keys("H2")
         wait_for("the search result", lambda: [b.get_attribute("data-item") for b in self.all("#items button")] == ["H2"], timeout=30)
