@@ -113,3 +113,4 @@ for _ in $(seq 1 300); do
 done
 sql "SELECT 'instances running: ' || count(*) FROM function_instances"
 echo "forecast CSV: $EXPORT_DIR/latest.csv   chart: $EXPORT_DIR/latest.svg"
+echo "the console: with $ALMANAC up running, open $ALMANAC_HTTP/console and sign in with the token in $STATE/endpoints.env (docs/console.md)"
