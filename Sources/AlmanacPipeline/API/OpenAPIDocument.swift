@@ -8,7 +8,7 @@ enum OpenAPIDocument {
   "info": {
     "title": "Almanac API",
     "version": "1.0.0",
-    "description": "A tenant's datasets, forecasts and events. Every request but this document's needs `Authorization: Bearer <token>`; reads need a read or admin token, changes an admin token, events a publish or admin token. Errors are RFC 9457 problem documents. Each tenant has a request rate; past it the answer is 429 with Retry-After."
+    "description": "A tenant's datasets, forecasts and events. Every request but this document's needs `Authorization: Bearer <token>`; reads need a read or admin token, changes an admin token, events a publish or admin token. Errors are RFC 9457 problem documents. Each tenant has a request rate; past it the answer is 429 with Retry-After. The web console at /console calls this same API with a session cookie (from POST /console/session) and its X-Almanac-CSRF header instead of a bearer token."
   },
   "servers": [{"url": "/"}],
   "security": [{"bearer": []}],
