@@ -23,6 +23,11 @@ struct Deploy: AsyncParsableCommand {
             let manifests = try FunctionManifest.loadAll(from: functions ?? AlmanacPaths.discover().functions)
             let rendered = KubernetesManifests(settings: settings, functions: manifests).files()
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            if settings.dataVolumeClaim == nil {
+                warn("warning: no data.volumeClaim: each pod gets an empty /data of its own, so files uploaded through /v1 never reach "
+                     + "the ingest function and exported CSVs stay in the export function's pod; name a ReadWriteMany claim "
+                     + "(arrivals by http(s) or s3:// URL work either way)")
+            }
             for file in rendered {
                 let text = "# Rendered by `almanac deploy kubernetes`; edit the settings or the function manifests, not this file.\n"
                     + file.objects.map { "---\n" + YAMLWriter.document($0) }.joined()
