@@ -98,7 +98,12 @@ import Testing
         var rng = SystemRandomNumberGenerator()
         let lowest = -62_135_596_800.0, highest = 253_402_300_799.0
         var dates = [lowest, highest, 0, 1_795_428_000.25, 1_795_428_000.9996, 951_782_400]
-        for _ in 0..<2000 { dates.append(Double.random(in: lowest...highest, using: &rng)) }
+        // Random instants a quarter of a millisecond past a whole one: the calendar digits are
+        // what is compared, and an instant on a half-millisecond tie rounds either way depending
+        // on whether the compiler fuses `x * 1000 + 0.5` (it once made this test fail 1 ms apart).
+        for _ in 0..<2000 {
+            dates.append(Double(Int64.random(in: Int64(lowest * 1000)...Int64(highest * 1000), using: &rng)) / 1000 + 0.00025)
+        }
         for raw in dates {
             var seconds = raw, millis = Int((raw - raw.rounded(.down)) * 1000 + 0.5)
             if millis >= 1000 { millis -= 1000; seconds += 1 }
