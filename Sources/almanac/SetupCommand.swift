@@ -38,7 +38,7 @@ struct Setup: AsyncParsableCommand {
         if skipTopics { return }
         guard let kafka = KafkaConfiguration.fromEnvironment(env) else { throw ValidationError("setup needs KAFKA_BROKERS (or --skip-topics)") }
         let manifests = try FunctionManifest.loadAll(from: functions ?? paths.functions)
-        let topics = [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic) + S3NotificationRelay.configuredTopics(env)
+        let topics = installationTopics(manifests, env: env)
         let admin = try KafkaAdmin(configuration: kafka)
         var missing: [String] = []
         for t in topics where !(await admin.topicExists(t)) { missing.append(t) }

@@ -95,7 +95,7 @@ struct Up: AsyncParsableCommand {
 
         // Kafka
         let manifests = try FunctionManifest.loadAll(from: functionsDir)
-        let topics = [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic) + S3NotificationRelay.configuredTopics()
+        let topics = installationTopics(manifests)
         var brokers: String
         let usingMock = (env["KAFKA_BROKERS"] ?? "").isEmpty
         if !usingMock {
@@ -252,7 +252,7 @@ struct Serve: AsyncParsableCommand {
         // On real Kafka that must keep what it acknowledges, nothing starts on topics that would not.
         if let replication = try KafkaAdmin.requiredReplication(env) {
             let admin = try KafkaAdmin(configuration: kafka)
-            let topics = [Outbox.busTopic, DeadLetter.topic] + (try FunctionManifest.loadAll(from: functions ?? paths.functions)).map(\.inputTopic)
+            let topics = installationTopics(try FunctionManifest.loadAll(from: functions ?? paths.functions), env: env)
             for warning in try await admin.requireDurability(topics: topics, replication: replication) {
                 logger.warning("kafka durability", metadata: ["warning": "\(warning)"])
             }
@@ -311,7 +311,7 @@ struct Broker: AsyncParsableCommand {
     func run() async throws {
         let cluster = try KafkaMockCluster(brokers: 1)
         let manifests = try FunctionManifest.loadAll(from: functions ?? AlmanacPaths.discover().functions)
-        for t in [Outbox.busTopic, DeadLetter.topic] + manifests.map(\.inputTopic) + S3NotificationRelay.configuredTopics() {
+        for t in installationTopics(manifests) {
             try cluster.createTopic(t, partitions: partitions)
         }
         try cluster.bootstrapServers.write(toFile: readyFile, atomically: true, encoding: .utf8)
