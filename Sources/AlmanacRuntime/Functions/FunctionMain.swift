@@ -121,11 +121,8 @@ public enum FunctionMain {
             try? await consumer.commit(positions.map { KafkaCommitPosition(topic: manifest.inputTopic, partition: $0.key, offset: $0.value) },
                                        waiting: false)
         } else {
-            // Cooperative rebalancing: a member joining or leaving (a replica scaled up or down)
-            // moves only the partitions that must move, so an instance deep in a long handler
-            // keeps its partition and its event is not handed to another replica meanwhile.
             consumer = try KafkaConsumer(configuration: kafka, groupID: manifest.consumerGroup, topics: [manifest.inputTopic],
-                                         assignment: .group, extra: ["partition.assignment.strategy": "cooperative-sticky"])
+                                         assignment: .group)
         }
         return FunctionRuntime(manifest: manifest, handler: handler, database: db, producer: producer, source: consumer,
                                schemas: schemas, clusterID: cluster, instanceID: env["ALMANAC_INSTANCE_ID"], logger: logger)
