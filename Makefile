@@ -23,13 +23,9 @@ run-chain: build
 
 # Every test: unit tests, and integration tests against a real Postgres (started by the
 # fixture) and librdkafka's mock cluster, with real function processes.
-# At most TEST_WIDTH tests run at once: each integration test starts a deployment (router,
-# ingress, function processes, a database), and fifty of them at once on two cores starve
-# one another past their timeouts when the machine is busy.
-TEST_WIDTH ?= 6
 test: deps
 	$(SWIFT) build --build-tests
-	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH) $(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build
 	cd python && JAX_PLATFORMS=cpu python3 -m unittest discover -s tests -v
 
 # The console in a real browser (chromium through Selenium) against `almanac up`; screenshots of
