@@ -50,7 +50,7 @@ public struct NotifyFunction: FunctionHandler {
     func deliver(_ id: Int, context: FunctionContext, asAttempt: Int? = nil) async throws {
         let db = context.database
         let rows = try await db.query("""
-            SELECT d.webhook_id, d.body, d.state, d.attempts, e.id AS endpoint, e.url, e.secret, e.allow_private, e.disabled_at IS NOT NULL AS disabled, e.deleted_at IS NOT NULL AS deleted,
+            SELECT d.webhook_id, d.body, d.state, d.attempts, d.redeliveries, e.id AS endpoint, e.url, e.secret, e.allow_private, e.disabled_at IS NOT NULL AS disabled, e.deleted_at IS NOT NULL AS deleted,
                    CASE WHEN e.previous_until > now() THEN e.previous_secret END AS previous_secret
             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1 AND e.tenant = $2
             """, [id, context.event.tenant])
@@ -68,6 +68,8 @@ public struct NotifyFunction: FunctionHandler {
         let secrets = [try d.decode("secret", as: String.self)] + [d.text("previous_secret")].compactMap { $0 }
         let body = Data(try d.decode("body", as: String.self).utf8)
         let attempt = try d.decode("attempts", as: Int.self) + 1
+        // A redelivery asked for during this attempt keeps the delivery pending for its retry event.
+        let asked = try d.decode("redeliveries", as: Int.self)
         let timestamp = Int(Date().timeIntervalSince1970)
         var status: Int?, failure: String?, retryAfter: Double?
         let started = ContinuousClock.now
@@ -94,8 +96,10 @@ public struct NotifyFunction: FunctionHandler {
                              [id, attempt, status == 0 ? nil : status, failure, ms])
         let meta: Logger.Metadata = ["delivery": "\(id)", "webhook_id": "\(webhookID)", "attempt": "\(attempt)", "status": "\(status ?? -1)"]
         if let s = status, (200..<300).contains(s) {
-            try await db.execute("UPDATE webhook_deliveries SET state = 'delivered', attempts = $2, last_status = $3, last_error = NULL, delivered_at = now() WHERE id = $1",
-                                 [id, attempt, s])
+            try await db.execute("""
+                UPDATE webhook_deliveries SET state = CASE WHEN redeliveries > $4 THEN 'pending' ELSE 'delivered' END,
+                    attempts = $2, last_status = $3, last_error = NULL, delivered_at = now() WHERE id = $1
+                """, [id, attempt, s, asked])
             context.logger.info("webhook delivered", metadata: meta)
         } else if status != 0, RetrySchedule.isRetriable(status: status), let delay = schedule.delay(after: attempt, retryAfter: retryAfter) {
             let next = Date().addingTimeInterval(delay)
@@ -104,8 +108,10 @@ public struct NotifyFunction: FunctionHandler {
             context.emit(type: Self.retryType, subject: nil, json: ["delivery_id": .number(Double(id)), "attempt": .number(Double(attempt + 1))], at: next)
             context.logger.warning("webhook attempt failed; will retry", metadata: meta.merging(["error": "\(failure ?? "")", "retry_in_s": "\(delay.rounded())"]) { a, _ in a })
         } else {
-            try await db.execute("UPDATE webhook_deliveries SET state = 'failed', attempts = $2, last_status = $3, last_error = $4 WHERE id = $1",
-                                 [id, attempt, status == 0 ? nil : status, failure])
+            try await db.execute("""
+                UPDATE webhook_deliveries SET state = CASE WHEN redeliveries > $5 THEN 'pending' ELSE 'failed' END,
+                    attempts = $2, last_status = $3, last_error = $4 WHERE id = $1
+                """, [id, attempt, status == 0 ? nil : status, failure, asked])
             if status == 410 {
                 try await db.execute("UPDATE webhook_endpoints SET disabled_at = now(), disabled_why = 'receiver answered 410 Gone' WHERE id = $1",
                                      [try d.decode("endpoint", as: String.self)])

@@ -75,6 +75,17 @@ public enum Webhooks {
         return secret
     }
 
+    /// Asks for one of the tenant's deliveries to be sent again: marks it pending, due now, and
+    /// counts the request, so that an attempt in flight meanwhile leaves it pending (see
+    /// `NotifyFunction.deliver`). The caller then publishes the `almanac.webhook.retry` event.
+    /// - Returns: whether the tenant has such a delivery (to a live endpoint).
+    public static func requestRedelivery(_ id: Int64, tenant: String, in db: PostgresConnection) async throws -> Bool {
+        try await db.execute("""
+            UPDATE webhook_deliveries d SET state = 'pending', next_attempt_at = now(), redeliveries = d.redeliveries + 1
+            FROM webhook_endpoints e WHERE d.id = $1 AND e.id = d.endpoint_id AND e.tenant = $2 AND e.deleted_at IS NULL
+            """, [id, tenant]) == 1
+    }
+
     /// The `webhook-signature` header for a delivery: one `v1,` signature per secret, space-separated.
     public static func signatures(secrets: [String], id: String, timestamp: Int, body: Data) -> String {
         secrets.map { signature(secret: $0, id: id, timestamp: timestamp, body: body) }.joined(separator: " ")

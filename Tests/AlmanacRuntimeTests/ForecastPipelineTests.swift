@@ -26,8 +26,18 @@ final class WebhookReceiver: @unchecked Sendable {
     private var statuses: [Int] = []
     var secret = ""
 
+    private var held = false
+
     /// The next requests' answers, in order; then 200.
     func answer(_ codes: [Int]) { lock.withLock { statuses = codes } }
+
+    /// Holds every answer (the delivery is recorded here, the sender waits) until `release()`.
+    func hold() { lock.withLock { held = true } }
+
+    /// Sends the held answers.
+    func release() { lock.withLock { held = false } }
+
+    var isHeld: Bool { lock.withLock { held } }
 
     var deliveries: [Delivery] { lock.withLock { received } }
 
@@ -63,6 +73,7 @@ final class WebhookReceiver: @unchecked Sendable {
                 let h = request.headers
                 let code = self.handle(id: h[HTTPField.Name("webhook-id")!] ?? "", timestamp: h[HTTPField.Name("webhook-timestamp")!] ?? "",
                                        signature: h[HTTPField.Name("webhook-signature")!] ?? "", body: Data(buffer: bytes))
+                while self.isHeld { try await Task.sleep(for: .milliseconds(10)) }
                 return Response(status: HTTPResponse.Status(code: code))
             }
         }, body)

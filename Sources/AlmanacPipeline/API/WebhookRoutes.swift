@@ -121,11 +121,7 @@ extension ForecastAPI {
     /// Sends a delivery again (same `webhook-id` and body) through the notify function.
     func redeliver(_ id: String, tenant: String, ingress: EventIngress) async throws -> Response {
         guard let n = Int64(id), n > 0 else { throw Self.noDelivery(id, tenant) }
-        let rows = try await pool.next().query("""
-            UPDATE webhook_deliveries d SET state = 'pending', next_attempt_at = now() FROM webhook_endpoints e
-            WHERE d.id = $1 AND e.id = d.endpoint_id AND e.tenant = $2 AND e.deleted_at IS NULL RETURNING d.id
-            """, [n, tenant])
-        guard !rows.isEmpty else { throw Self.noDelivery(id, tenant) }
+        guard try await Webhooks.requestRedelivery(n, tenant: tenant, in: pool.next()) else { throw Self.noDelivery(id, tenant) }
         var e = CloudEvent(id: UUID().uuidString.lowercased(), source: "almanac/api", type: NotifyFunction.retryType,
                            json: ["delivery_id": .number(Double(n))])
         e.tenant = tenant
