@@ -145,6 +145,14 @@ public final class HTTPClient: @unchecked Sendable {
         }
     }
 
+    /// Sends a request on the calling thread, blocking it until the response is in: for
+    /// callers on a thread of their own, like a benchmark's client loop (no hop to the
+    /// client's queue and back). Async code uses `send`.
+    /// - Throws: `HTTPClientError` when no response arrived.
+    public func sendBlocking(_ request: HTTPClientRequest) throws -> HTTPClientResponse {
+        try perform(request)
+    }
+
     private func take() -> UnsafeMutableRawPointer {
         lock.lock()
         if let h = idle.popLast() { lock.unlock(); curl_easy_reset(h); return h }

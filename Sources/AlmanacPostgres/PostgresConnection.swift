@@ -481,36 +481,50 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// A first-in first-out lock for async code.
-actor AsyncLock {
+/// A first-in first-out lock for async code. Taking a free lock and giving it back neither
+/// suspends nor hops to another executor (every statement of every connection passes here);
+/// a waiter suspends until the holder hands the lock straight to it.
+final class AsyncLock: @unchecked Sendable {
+    // `held` and `waiters` are guarded by `state`.
+    private let state = NSLock()
     private var held = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
     func acquire() async {
-        if !held { held = true; return }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func release() {
-        if waiters.isEmpty { held = false } else { waiters.removeFirst().resume() }
-    }
-
-    nonisolated func withLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        await acquire()
-        do {
-            let result = try await body()
-            await release()
-            return result
-        } catch {
-            await release()
-            throw error
+        if state.withLock({ () -> Bool in
+            if held { return false }
+            held = true
+            return true
+        }) { return }
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let free = state.withLock { () -> Bool in
+                if held { waiters.append(waiter); return false }
+                held = true
+                return true
+            }
+            if free { waiter.resume() }
         }
     }
 
-    nonisolated func withLock(_ body: () async -> Void) async {
+    /// Gives the lock to the longest waiter, or frees it.
+    func release() {
+        let next = state.withLock { () -> CheckedContinuation<Void, Never>? in
+            if waiters.isEmpty { held = false; return nil }
+            return waiters.removeFirst()
+        }
+        next?.resume()
+    }
+
+    func withLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    func withLock(_ body: () async -> Void) async {
+        await acquire()
+        defer { release() }
         await body()
-        await release()
     }
 }
 

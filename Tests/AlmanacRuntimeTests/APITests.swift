@@ -41,23 +41,80 @@ import Testing
 
     /// A stored forecast of `acme/sales` for items A, B, C over two days, live in `latest_forecasts`.
     func storeForecast(_ d: TestDeployment) async throws {
+        try await storeForecast(d, tenant: "acme", id: "f1", predictor: "p1", base: 10)
+    }
+
+    /// A forecast `id` of `tenant/sales` for items A, B, C over two days (item k's values
+    /// `base·k` and `base·k + 1`), made live in `latest_forecasts` as export does it: the
+    /// dataset's rows replaced in one transaction.
+    func storeForecast(_ d: TestDeployment, tenant: String, id: String, predictor: String, base: Double) async throws {
         try await d.db.exec("""
-            INSERT INTO predictors (id, tenant, dataset, dataset_version, trigger_event, items, metrics) VALUES ('p1', 'acme', 'sales', 1, 't1', 3, '{}')
-            """)
+            INSERT INTO predictors (id, tenant, dataset, dataset_version, trigger_event, items, metrics) VALUES ($1, $2, 'sales', 1, $3, 3, '{}')
+            """, [predictor, tenant, "t-" + id])
         try await d.db.exec("""
             INSERT INTO forecasts (id, tenant, dataset, predictor_id, dataset_version, trigger_event, quantiles, items)
-            VALUES ('f1', 'acme', 'sales', 'p1', 1, 't1', '{0.1,0.5,0.9}', 3)
-            """)
+            VALUES ($1, $2, 'sales', $3, 1, $4, '{0.1,0.5,0.9}', 3)
+            """, [id, tenant, predictor, "t-" + id])
         try await d.db.exec("""
             INSERT INTO forecast_points (forecast_id, item_id, ts, mean, q)
-            SELECT 'f1', i, t, v, ARRAY[v - 1, v, v + 1]
+            SELECT $1, i, t, v, ARRAY[v - 1, v, v + 1]
             FROM unnest(ARRAY['A', 'B', 'C']) WITH ORDINALITY AS x(i, k),
-                 LATERAL (VALUES ('2026-01-01T00:00:00Z'::timestamptz, 10.0 * k), ('2026-01-02T00:00:00Z'::timestamptz, 10.0 * k + 1)) AS y(t, v)
-            """)
-        try await d.db.exec("""
-            INSERT INTO latest_forecasts (tenant, dataset, item_id, ts, forecast_id, quantiles, q, mean)
-            SELECT 'acme', 'sales', item_id, ts, forecast_id, '{0.1,0.5,0.9}', q, mean FROM forecast_points WHERE forecast_id = 'f1'
-            """)
+                 LATERAL (VALUES ('2026-01-01T00:00:00Z'::timestamptz, $2::float8 * k), ('2026-01-02T00:00:00Z'::timestamptz, $2::float8 * k + 1)) AS y(t, v)
+            """, [id, base])
+        try await d.db.transaction { tx in
+            try await tx.execute("DELETE FROM latest_forecasts WHERE tenant = $1 AND dataset = 'sales'", [tenant])
+            try await tx.execute("""
+                INSERT INTO latest_forecasts (tenant, dataset, item_id, ts, forecast_id, quantiles, q, mean)
+                SELECT $1, 'sales', item_id, ts, forecast_id, '{0.1,0.5,0.9}', q, mean FROM forecast_points WHERE forecast_id = $2
+                """, [tenant, id])
+        }
+    }
+
+    /// The QueryForecast path keeps rendered answers by forecast id: a repeated query is served
+    /// from memory, yet a new live forecast, another tenant's same-named dataset, a revoked
+    /// token and a deleted dataset are each seen on the very next request.
+    @Test func keptAnswersAreNeverStaleNorAnotherTenantsNorARevokedTokens() async throws {
+        let (d, api, acme, _, globex) = try await deployment()
+        for token in [acme, globex] {
+            #expect(try await api.send("POST", "/v1/datasets", token: token, json: ["name": "sales", "horizon": 2, "frequency": "daily"]).status == 201)
+        }
+        try await storeForecast(d, tenant: "acme", id: "f1", predictor: "p1", base: 10)
+        try await storeForecast(d, tenant: "globex", id: "g1", predictor: "pg1", base: 1000)
+        let reader = try await TenantDirectory.createToken(tenant: "acme", scope: .read, expires: nil, in: d.db)
+        func p50s(_ token: String) async throws -> (String?, [Double]) {
+            let (status, doc) = try await api.object("GET", "/v1/datasets/sales/forecast?item=B", token: token)
+            #expect(status == 200, "\(doc.serialized())")
+            return (doc["forecast_id"]?.stringValue, doc["items"]?.arrayValue?.first?["points"]?.arrayValue?.compactMap { $0["p50"]?.numberValue } ?? [])
+        }
+        func csv(_ token: String) async throws -> (body: String, id: String?) {
+            let r = try await api.send("GET", "/v1/datasets/sales/forecast?item=B", token: token, accept: "text/csv")
+            #expect(r.status == 200)
+            return (r.body, r.headers.first { $0.0.lowercased() == "almanac-forecast-id" }?.1)
+        }
+        // Asked twice (rendered, then kept): the same answer, in each format.
+        let once = try await p50s(reader.token), twice = try await p50s(reader.token)
+        #expect(once.0 == "f1" && once.1 == [20, 21] && twice.0 == once.0 && twice.1 == once.1)
+        let csvOnce = try await csv(acme), csvTwice = try await csv(acme)
+        #expect(csvOnce.body == "item_id,date,p10,p50,p90\nB,2026-01-01T00:00:00.000Z,19.0,20.0,21.0\nB,2026-01-02T00:00:00.000Z,20.0,21.0,22.0\n"
+                && csvTwice.body == csvOnce.body && csvTwice.id == "f1", "\(csvTwice)")
+        // Globex's dataset of the same name and item: its own forecast, before and after acme's were kept.
+        let theirs = try await p50s(globex)
+        #expect(theirs.0 == "g1" && theirs.1 == [2000, 2001])
+        // A new live forecast: the next request answers it, as JSON and as CSV.
+        try await storeForecast(d, tenant: "acme", id: "f2", predictor: "p2", base: 50)
+        let fresh = try await p50s(reader.token)
+        #expect(fresh.0 == "f2" && fresh.1 == [100, 101], "\(fresh)")
+        let freshCSV = try await csv(acme)
+        #expect(freshCSV.id == "f2" && freshCSV.body.contains("B,2026-01-01T00:00:00.000Z,99.0,100.0,101.0"), "\(freshCSV)")
+        #expect(try await p50s(globex).1 == [2000, 2001])
+        // A revoked token fails its next request, kept answer or not.
+        #expect(try await TenantDirectory.revoke(tokenID: reader.id, in: d.db))
+        #expect(try await api.send("GET", "/v1/datasets/sales/forecast?item=B", token: reader.token).status == 401)
+        // A deleted dataset: not found, though its answer was kept.
+        #expect(try await api.send("DELETE", "/v1/datasets/sales", token: acme).status == 204)
+        let gone = try await api.send("GET", "/v1/datasets/sales/forecast?item=B", token: acme)
+        #expect(gone.status == 404, "\(gone.body)")
+        await d.shutdown()
     }
 
     @Test func datasetsAndForecastsForTheTokensTenantOnly() async throws {

@@ -13,6 +13,8 @@ import Logging
 /// token's tenant: another tenant's dataset is simply not found.
 public struct ForecastAPI: IngressRoutes {
     let pool: ConnectionPool
+    /// Rendered one-item answers of live forecasts, by forecast id.
+    let answers = ForecastAnswers()
     /// Where uploads are written (each tenant's part of the drop folder), if this server takes them.
     let drop: DropFolder?
     /// Whether tenants may add webhook endpoints on loopback or private addresses
@@ -335,28 +337,51 @@ public struct ForecastAPI: IngressRoutes {
         return try Self.forecastAnswer(request, table, dataset: name, forecastID: id)
     }
 
-    /// The QueryForecast path (`?item=` alone, the live forecast): one statement checks the
-    /// token and reads the item's rows by the primary key, so the answer costs one round trip
-    /// to Postgres. Nil when the request is not of that shape, or the item has no rows (the
-    /// general path then says why: no such dataset, or no forecast for the item).
+    /// The QueryForecast path (`?item=` alone, the live forecast). One statement checks the
+    /// token and reads which forecast is live for the item (an index probe); the answer for
+    /// that forecast comes from `answers` when it was rendered before, else from the item's rows
+    /// (by the primary key), rendered and kept. Nil when the request is not of that shape, or
+    /// the item has no live forecast (the general path then says why: no such dataset, or no
+    /// forecast for the item).
     func oneItemForecast(_ request: Request, dataset name: String, ingress: EventIngress) async throws -> Response? {
         let query = request.uri.queryParameters
         guard let item = query["item"].map(String.init), !item.isEmpty, item.utf8.count <= 2048,
               query["forecast_id"] == nil, query["limit"] == nil, query["cursor"] == nil else { return nil }
-        let headers: [(String, String)] = request.headers.map { ($0.name.canonicalName, $0.value) }
-        guard case .success(let token) = EventIngress.bearerToken(headers) else { return nil }
-        let rows = try await pool.next().query(prepared: """
+        guard case .success(let token) = EventIngress.bearerToken(authorization: request.headers[.authorization]) else { return nil }
+        let db = pool.next()
+        let probe = try await db.query(prepared: """
             WITH \(TenantDirectory.credentialQuery)
-            SELECT c.*, f.item_id, f.ts, f.mean, array_to_string(f.q, ',') AS q, array_to_string(f.quantiles, ',') AS levels, f.forecast_id
-            FROM credential c LEFT JOIN latest_forecasts f ON f.tenant = c.token_tenant AND f.dataset = $2 AND f.item_id = $3 ORDER BY f.ts
+            SELECT c.*, (SELECT l.forecast_id FROM latest_forecasts l
+                         WHERE l.tenant = c.token_tenant AND l.dataset = $2 AND l.item_id = $3 LIMIT 1) AS forecast_id
+            FROM credential c
             """, [TenantDirectory.digest(token), name, item])
         let credential: Credential
-        switch ingress.admit(try rows.first.flatMap(TenantDirectory.credential(from:)), needed: .read) {
+        switch ingress.admit(try probe.first.flatMap(TenantDirectory.credential(from:)), needed: .read) {
         case .failure(let p): return p.response
         case .success(let c): credential = c
         }
-        guard rows.first?.text("item_id") != nil else { return try await forecast(request, dataset: name, tenant: credential.tenant) }
-        return try Self.forecastAnswer(request, ForecastTable(rows: rows, limit: 1), dataset: name)
+        let csv = Self.prefersCSV(request)
+        if let live = probe.first?.text("forecast_id"),
+           let body = answers.answer(.init(tenant: credential.tenant, dataset: name, item: item, forecastID: live, csv: csv)) {
+            return Self.forecastResponse(body, csv: csv, forecastID: live)
+        }
+        let rows = try await Self.forecastRows(db, tenant: credential.tenant, dataset: name, item: item, forecastID: nil, page: Page(limit: 1))
+        let table = try ForecastTable(rows: rows, limit: 1)
+        guard let id = table.forecastID else { return try await forecast(request, dataset: name, tenant: credential.tenant) }
+        let body = ByteBuffer(string: csv ? table.csv() : table.json(dataset: name, forecastID: id, next: nil) + "\n")
+        answers.keep(.init(tenant: credential.tenant, dataset: name, item: item, forecastID: id, csv: csv), body)
+        return Self.forecastResponse(body, csv: csv, forecastID: id)
+    }
+
+    /// A forecast's answer with its content type (and, for CSV, the forecast's id in a header).
+    static func forecastResponse(_ body: ByteBuffer, csv: Bool, forecastID: String, next: String? = nil) -> Response {
+        var response = Response(status: .ok, headers: [.contentType: csv ? "text/csv; charset=utf-8" : "application/json"],
+                                body: .init(byteBuffer: body))
+        if csv {
+            response.headers[HTTPField.Name("Almanac-Forecast-Id")!] = forecastID
+            if let next { response.headers[HTTPField.Name("Almanac-Next-Cursor")!] = next }
+        }
+        return response
     }
 
     /// A forecast table as JSON or, when the client prefers it, CSV (with the forecast's id
@@ -364,13 +389,9 @@ public struct ForecastAPI: IngressRoutes {
     static func forecastAnswer(_ request: Request, _ table: ForecastTable, dataset name: String, forecastID id: String? = nil) throws -> Response {
         let id = id ?? table.forecastID ?? ""
         let next = table.more ? Page.cursor(table.items.last?.id ?? "") : nil
-        if Self.prefersCSV(request) {
-            var response = EventIngress.text(.ok, table.csv(), contentType: "text/csv; charset=utf-8")
-            response.headers[HTTPField.Name("Almanac-Forecast-Id")!] = id
-            if let next { response.headers[HTTPField.Name("Almanac-Next-Cursor")!] = next }
-            return response
-        }
-        return EventIngress.text(.ok, table.json(dataset: name, forecastID: id, next: next) + "\n", contentType: "application/json")
+        let csv = Self.prefersCSV(request)
+        let body = csv ? table.csv() : table.json(dataset: name, forecastID: id, next: next) + "\n"
+        return forecastResponse(ByteBuffer(string: body), csv: csv, forecastID: id, next: next)
     }
 
     /// The rows of the forecast for the request, ordered by item and time: one item's by the
@@ -425,6 +446,9 @@ public struct ForecastAPI: IngressRoutes {
 struct Page {
     var limit: Int
     var after: String?
+
+    /// A page of `limit` after `after`.
+    init(limit: Int, after: String? = nil) { (self.limit, self.after) = (limit, after) }
 
     init(_ request: Request, defaultLimit: Int = 100) throws {
         let q = request.uri.queryParameters

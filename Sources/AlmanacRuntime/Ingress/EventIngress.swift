@@ -121,7 +121,12 @@ public struct EventIngress: Sendable {
 
     /// The bearer token of a request's headers, or the 401 refusing a request without one.
     public static func bearerToken(_ headers: [(String, String)]) -> Result<String, Problem> {
-        let auth = headers.first { $0.0 == "authorization" }?.1 ?? ""
+        bearerToken(authorization: headers.first { $0.0 == "authorization" }?.1)
+    }
+
+    /// The bearer token of an `Authorization` header's value, or the problem to answer.
+    public static func bearerToken(authorization: String?) -> Result<String, Problem> {
+        let auth = authorization ?? ""
         guard auth.lowercased().hasPrefix("bearer "), case let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces), !token.isEmpty else {
             return .failure(Problem(.unauthorized, "missing bearer token: send Authorization: Bearer <token> (ALMANAC_TOKEN in .almanac/endpoints.env)"))
         }
