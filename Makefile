@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: deps build run run-chain test unit test-console bench-router bench-ingest bench-pipeline bench-api bench-m4 bench-deep bench-deep-gpu clean
+.PHONY: deps build run run-chain test unit test-console bench-router bench-ingest bench-pipeline bench-api bench-m4 bench-m1 bench-deep bench-deep-gpu clean
 
 deps:
 	@infra/local/install-deps.sh
@@ -65,6 +65,11 @@ bench-m4: deps
 
 # The deep global model alone and as champion with the statistical AutoML, M4 Hourly and
 # Weekly, scored by ../shared/tools/m4_score.py next to AutoML alone.
+# M1 yearly, quarterly and monthly through almanac forecast next to statsforecast's AutoETS,
+# AutoARIMA, AutoTheta and their mean (a benchmark-only venv, .build-bench/); the last line is JSON.
+bench-m1: deps
+	infra/local/bench-m1.sh
+
 bench-deep: deps
 	BENCH_MODELS="auto deep champion" infra/local/bench-m4.sh
 

@@ -84,6 +84,12 @@ public struct AutoMLModel: ForecastModel {
     public var windows: Int
     /// The largest ensemble considered (1: single models only).
     public var ensembleSize: Int
+    /// A series shorter than this many horizons is short: a handful of backtest windows over
+    /// it are mostly noise, so its choice leans on `shortSeriesAnchor` (see `choose`).
+    public var shortSeriesHorizons = 6
+    /// The model short series lean on, when it is a candidate: dynamic optimized theta, the
+    /// most accurate single model on the M1 training parts' held-out ends (see README).
+    public static let shortSeriesAnchor = ThetaModel.Variant.dynamicOptimized.rawValue
 
     /// Makes the model.
     public init(candidates: [any ForecastModel] = AutoMLModel.standardCandidates, metric: SelectionMetric = .avgWQL, windows: Int = 2,
@@ -116,13 +122,29 @@ public struct AutoMLModel: ForecastModel {
     }
 
     /// Backtests every option on the series, picks the best, and forecasts with it.
-    /// - Parameter scoreLevels: the levels the chosen option's backtest is scored at (default: `levels`).
+    ///
+    /// A short series (under `shortSeriesHorizons` horizons, not intermittent) is shrunk toward
+    /// the anchor: without a season, the anchor alone; with one, the mean of the anchor and
+    /// the backtest's choice (or, too short to backtest, seasonal naive).
     /// - Returns: the choice, its backtest, and the forecast from the whole series.
     public func choose(_ history: [Double], horizon: Int, seasons: [Int], levels: [Double]) -> AutoMLChoice {
         let intermittent = IntermittentModel.isIntermittent(history)
         let pool = candidates.filter { !($0 is IntermittentModel) || intermittent }
         let scoringLevels = Array(Set(levels + [0.5])).sorted()
         let cuts = pool.count > 1 ? BacktestPlan(windows: windows, horizon: horizon).cutoffs(count: history.count, minimumHistory: max(8, horizon)) : []
+        let anchor = !intermittent && pool.count > 1 && history.count < shortSeriesHorizons * horizon
+            ? pool.firstIndex { $0.name == Self.shortSeriesAnchor } : nil
+        /// The members a short series' choice is shrunk to, from the backtest's.
+        func shrunk(_ members: [Int], anchor: Int) -> [Int] {
+            seasons.main > 1 ? [anchor] + members.filter { $0 != anchor } : [anchor]
+        }
+        if let anchor, cuts.isEmpty {
+            let members = shrunk(pool.firstIndex { $0 is SeasonalNaiveModel }.map { [$0] } ?? [], anchor: anchor)
+            var f = Combination.mean.combine(members.map { pool[$0].forecast(history, horizon: horizon, seasons: seasons, levels: levels) })
+            f.method = "short series, too short to backtest: \(ChosenModel(members: members.map { pool[$0].name }, combination: .mean).name) \(f.method)"
+            return AutoMLChoice(members: members.map { pool[$0].name }, combination: .mean, score: .nan, bestSingle: pool[anchor].name,
+                                bestSingleScore: .nan, windows: 0, backtest: BacktestScore(levels: scoringLevels), forecast: f, holdout: nil)
+        }
         guard !cuts.isEmpty else {
             var f = pool.first?.forecast(history, horizon: horizon, seasons: seasons, levels: levels) ?? Forecast(mean: [], quantiles: [:])
             if pool.count > 1 { f.method = "\(f.method) (too short to backtest: first candidate)" }
@@ -158,7 +180,11 @@ public struct AutoMLModel: ForecastModel {
                 }
             }
         }
-        let best = options.min { $0.score < $1.score }!
+        var best = options.min { $0.score < $1.score }!
+        if let anchor {
+            let o = Option(members: shrunk(best.members, anchor: anchor), combination: .mean, score: 0)
+            best = Option(members: o.members, combination: .mean, score: score { window(o, $0) })
+        }
         var backtest = BacktestScore(levels: scoringLevels)
         for w in cuts.indices { backtest.add(actual: actuals[w], forecast: window(best, w), insample: insamples[w], season: seasons.main) }
         let finals = best.members.map { pool[$0].forecast(history, horizon: horizon, seasons: seasons, levels: levels) }
@@ -167,7 +193,7 @@ public struct AutoMLModel: ForecastModel {
         let choice = AutoMLChoice(members: best.members.map { pool[$0].name }, combination: best.combination, score: best.score,
                                   bestSingle: pool[single.members[0]].name, bestSingleScore: single.score, windows: cuts.count,
                                   backtest: backtest, forecast: f, holdout: window(best, 0))
-        f.method = "\(choice.label) [\(metric.rawValue) \(format(best.score)); best single \(choice.bestSingle) \(format(single.score)); "
+        f.method = "\(anchor == nil ? "" : "short series: ")\(choice.label) [\(metric.rawValue) \(format(best.score)); best single \(choice.bestSingle) \(format(single.score)); "
             + "\(cuts.count) window\(cuts.count == 1 ? "" : "s")] \(f.method)"
         var out = choice
         out.forecast = f
