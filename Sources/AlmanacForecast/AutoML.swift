@@ -85,11 +85,11 @@ public struct AutoMLModel: ForecastModel {
     /// The largest ensemble considered (1: single models only).
     public var ensembleSize: Int
     /// A series shorter than this many horizons is short: a handful of backtest windows over
-    /// it are mostly noise, so its choice leans on `shortSeriesAnchor` (see `choose`).
+    /// it are mostly noise, so its choice leans on `shortSeriesAnchors` (see `choose`).
     public var shortSeriesHorizons = 6
-    /// The model short series lean on, when it is a candidate: dynamic optimized theta, the
-    /// most accurate single model on the M1 training parts' held-out ends (see README).
-    public static let shortSeriesAnchor = ThetaModel.Variant.dynamicOptimized.rawValue
+    /// The models short series lean on, those of them that are candidates: dynamic optimized
+    /// and optimized theta, the most accurate on the M1 training parts' held-out ends (README).
+    public static let shortSeriesAnchors = [ThetaModel.Variant.dynamicOptimized.rawValue, ThetaModel.Variant.optimized.rawValue]
 
     /// Makes the model.
     public init(candidates: [any ForecastModel] = AutoMLModel.standardCandidates, metric: SelectionMetric = .avgWQL, windows: Int = 2,
@@ -124,25 +124,26 @@ public struct AutoMLModel: ForecastModel {
     /// Backtests every option on the series, picks the best, and forecasts with it.
     ///
     /// A short series (under `shortSeriesHorizons` horizons, not intermittent) is shrunk toward
-    /// the anchor: without a season, the anchor alone; with one, the mean of the anchor and
-    /// the backtest's choice (or, too short to backtest, seasonal naive).
+    /// the anchors: without a season, the mean of the anchors; with one, the mean of the
+    /// anchors and the backtest's choice (or, too short to backtest, seasonal naive).
     /// - Returns: the choice, its backtest, and the forecast from the whole series.
     public func choose(_ history: [Double], horizon: Int, seasons: [Int], levels: [Double]) -> AutoMLChoice {
         let intermittent = IntermittentModel.isIntermittent(history)
         let pool = candidates.filter { !($0 is IntermittentModel) || intermittent }
         let scoringLevels = Array(Set(levels + [0.5])).sorted()
         let cuts = pool.count > 1 ? BacktestPlan(windows: windows, horizon: horizon).cutoffs(count: history.count, minimumHistory: max(8, horizon)) : []
-        let anchor = !intermittent && pool.count > 1 && history.count < shortSeriesHorizons * horizon
-            ? pool.firstIndex { $0.name == Self.shortSeriesAnchor } : nil
+        let anchors = !intermittent && pool.count > 1 && history.count < shortSeriesHorizons * horizon
+            ? Self.shortSeriesAnchors.compactMap { name in pool.firstIndex { $0.name == name } } : []
+        let anchor = anchors.isEmpty ? nil : anchors
         /// The members a short series' choice is shrunk to, from the backtest's.
-        func shrunk(_ members: [Int], anchor: Int) -> [Int] {
-            seasons.main > 1 ? [anchor] + members.filter { $0 != anchor } : [anchor]
+        func shrunk(_ members: [Int], anchor: [Int]) -> [Int] {
+            seasons.main > 1 ? anchor + members.filter { !anchor.contains($0) } : anchor
         }
         if let anchor, cuts.isEmpty {
             let members = shrunk(pool.firstIndex { $0 is SeasonalNaiveModel }.map { [$0] } ?? [], anchor: anchor)
             var f = Combination.mean.combine(members.map { pool[$0].forecast(history, horizon: horizon, seasons: seasons, levels: levels) })
             f.method = "short series, too short to backtest: \(ChosenModel(members: members.map { pool[$0].name }, combination: .mean).name) \(f.method)"
-            return AutoMLChoice(members: members.map { pool[$0].name }, combination: .mean, score: .nan, bestSingle: pool[anchor].name,
+            return AutoMLChoice(members: members.map { pool[$0].name }, combination: .mean, score: .nan, bestSingle: pool[anchor[0]].name,
                                 bestSingleScore: .nan, windows: 0, backtest: BacktestScore(levels: scoringLevels), forecast: f, holdout: nil)
         }
         guard !cuts.isEmpty else {
