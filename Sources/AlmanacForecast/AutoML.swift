@@ -189,7 +189,9 @@ public struct AutoMLModel: ForecastModel {
         var backtest = BacktestScore(levels: scoringLevels)
         for w in cuts.indices { backtest.add(actual: actuals[w], forecast: window(best, w), insample: insamples[w], season: seasons.main) }
         let finals = best.members.map { pool[$0].forecast(history, horizon: horizon, seasons: seasons, levels: levels) }
-        var f = best.combination.combine(finals)
+        // Where the choice's intervals missed in its backtest windows, they are widened (conformal).
+        let stretches = Conformal.stretches(windows: cuts.indices.map { (actuals[$0], window(best, $0)) }, levels: levels)
+        var f = Conformal.calibrated(best.combination.combine(finals), stretches: stretches)
         let single = options[ranked[0]]
         let choice = AutoMLChoice(members: best.members.map { pool[$0].name }, combination: best.combination, score: best.score,
                                   bestSingle: pool[single.members[0]].name, bestSingleScore: single.score, windows: cuts.count,

@@ -135,3 +135,42 @@ import Testing
         #expect(cover >= 0 && cover <= 1)
     }
 }
+
+/// Conformal widening from backtest windows, against values worked out by hand.
+@Suite struct ConformalTests {
+    /// One window of 20 steps: mean 0, the 0.1 and 0.9 quantiles at −1 and 1, actual values 0.1…2.0.
+    let window: (actual: [Double], forecast: Forecast) = (
+        (1...20).map { Double($0) / 10 },
+        Forecast(mean: [Double](repeating: 0, count: 20), quantiles: [0.1: [Double](repeating: -1, count: 20), 0.5: [Double](repeating: 0, count: 20),
+                                                                    0.9: [Double](repeating: 1, count: 20)]))
+
+    @Test func aLevelThatMissedIsStretchedToTheConformalQuantileOfItsRatios() {
+        // Upper ratios are the actual values; the finite-sample rank is ⌈21 · 0.9⌉ = 19 → 1.9.
+        // Below the mean nothing was missed: the 0.1 level stays (stretch 1). 0.5 is never touched.
+        let s = Conformal.stretches(windows: [window], levels: [0.1, 0.5, 0.9])
+        #expect(s[0.9] == 1.9 && s[0.1] == 1 && s[0.5] == nil, "\(s)")
+        let f = Forecast(mean: [10, 20], quantiles: [0.1: [8, 15], 0.5: [10, 21], 0.9: [12, 24]])
+        let c = Conformal.calibrated(f, stretches: s)
+        #expect(c.quantiles[0.9] == [10 + 1.9 * 2, 20 + 1.9 * 4] && c.quantiles[0.1] == [8, 15] && c.quantiles[0.5] == [10, 21] && c.mean == f.mean)
+    }
+
+    @Test func tooFewPointsOrNoMissLeaveTheForecastAsItIs() {
+        let short = (actual: Array(window.actual.prefix(7)), forecast: window.forecast)
+        #expect(Conformal.stretches(windows: [short], levels: [0.9]).isEmpty, "7 points are too few")
+        let covered = (actual: [Double](repeating: 0.5, count: 20), forecast: window.forecast)
+        let s = Conformal.stretches(windows: [covered], levels: [0.1, 0.9])
+        #expect(s[0.9] == 1 && s[0.1] == 1)
+        let f = Forecast(mean: [1], quantiles: [0.9: [2]])
+        #expect(Conformal.calibrated(f, stretches: s) == f)
+    }
+
+    @Test func aStretchIsCappedAndQuantilesNeverCross() {
+        // Actual values 100 times past the 0.9 quantile: capped at the maximum stretch.
+        let far = (actual: [Double](repeating: 100, count: 20), forecast: window.forecast)
+        #expect(Conformal.stretches(windows: [far], levels: [0.9])[0.9] == Conformal.maximumStretch)
+        // Stretching 0.75 past 0.9 is put back in order.
+        let f = Forecast(mean: [0], quantiles: [0.75: [1], 0.9: [2]])
+        let c = Conformal.calibrated(f, stretches: [0.75: 3])
+        #expect(c.quantiles[0.75] == [2] && c.quantiles[0.9] == [3])
+    }
+}
