@@ -134,22 +134,22 @@ public struct AutoMLModel: ForecastModel {
         let cuts = pool.count > 1 ? BacktestPlan(windows: windows, horizon: horizon).cutoffs(count: history.count, minimumHistory: max(8, horizon)) : []
         let anchors = !intermittent && pool.count > 1 && history.count < shortSeriesHorizons * horizon
             ? Self.shortSeriesAnchors.compactMap { name in pool.firstIndex { $0.name == name } } : []
-        let anchor = anchors.isEmpty ? nil : anchors
         /// The members a short series' choice is shrunk to, from the backtest's.
-        func shrunk(_ members: [Int], anchor: [Int]) -> [Int] {
-            seasons.main > 1 ? anchor + members.filter { !anchor.contains($0) } : anchor
-        }
-        if let anchor, cuts.isEmpty {
-            let members = shrunk(pool.firstIndex { $0 is SeasonalNaiveModel }.map { [$0] } ?? [], anchor: anchor)
-            var f = Combination.mean.combine(members.map { pool[$0].forecast(history, horizon: horizon, seasons: seasons, levels: levels) })
-            f.method = "short series, too short to backtest: \(ChosenModel(members: members.map { pool[$0].name }, combination: .mean).name) \(f.method)"
-            return AutoMLChoice(members: members.map { pool[$0].name }, combination: .mean, score: .nan, bestSingle: pool[anchor[0]].name,
-                                bestSingleScore: .nan, windows: 0, backtest: BacktestScore(levels: scoringLevels), forecast: f, holdout: nil)
+        func shrunk(_ members: [Int]) -> [Int] {
+            seasons.main > 1 ? anchors + members.filter { !anchors.contains($0) } : anchors
         }
         guard !cuts.isEmpty else {
-            var f = pool.first?.forecast(history, horizon: horizon, seasons: seasons, levels: levels) ?? Forecast(mean: [], quantiles: [:])
-            if pool.count > 1 { f.method = "\(f.method) (too short to backtest: first candidate)" }
-            return AutoMLChoice(members: pool.first.map { [$0.name] } ?? [], combination: .mean, score: .nan, bestSingle: pool.first?.name ?? "",
+            // Too short to backtest: a short series' anchors (with seasonal naive where there is a
+            // season), else the first candidate.
+            let members = anchors.isEmpty ? (pool.isEmpty ? [] : [0]) : shrunk(pool.firstIndex { $0 is SeasonalNaiveModel }.map { [$0] } ?? [])
+            let names = members.map { pool[$0].name }
+            var f = Combination.mean.combine(members.map { pool[$0].forecast(history, horizon: horizon, seasons: seasons, levels: levels) })
+            if !anchors.isEmpty {
+                f.method = "short series, too short to backtest: \(ChosenModel(members: names, combination: .mean).name) \(f.method)"
+            } else if pool.count > 1 {
+                f.method = "\(f.method) (too short to backtest: first candidate)"
+            }
+            return AutoMLChoice(members: names, combination: .mean, score: .nan, bestSingle: names.first ?? "",
                                 bestSingleScore: .nan, windows: 0, backtest: BacktestScore(levels: scoringLevels), forecast: f, holdout: nil)
         }
         // forecasts[c][w]: candidate c's forecast in window w.
@@ -182,8 +182,8 @@ public struct AutoMLModel: ForecastModel {
             }
         }
         var best = options.min { $0.score < $1.score }!
-        if let anchor {
-            let o = Option(members: shrunk(best.members, anchor: anchor), combination: .mean, score: 0)
+        if !anchors.isEmpty {
+            let o = Option(members: shrunk(best.members), combination: .mean, score: 0)
             best = Option(members: o.members, combination: .mean, score: score { window(o, $0) })
         }
         var backtest = BacktestScore(levels: scoringLevels)
@@ -196,7 +196,7 @@ public struct AutoMLModel: ForecastModel {
         let choice = AutoMLChoice(members: best.members.map { pool[$0].name }, combination: best.combination, score: best.score,
                                   bestSingle: pool[single.members[0]].name, bestSingleScore: single.score, windows: cuts.count,
                                   backtest: backtest, forecast: f, holdout: window(best, 0))
-        f.method = "\(anchor == nil ? "" : "short series: ")\(choice.label) [\(metric.rawValue) \(format(best.score)); best single \(choice.bestSingle) \(format(single.score)); "
+        f.method = "\(anchors.isEmpty ? "" : "short series: ")\(choice.label) [\(metric.rawValue) \(format(best.score)); best single \(choice.bestSingle) \(format(single.score)); "
             + "\(cuts.count) window\(cuts.count == 1 ? "" : "s")] \(f.method)"
         var out = choice
         out.forecast = f

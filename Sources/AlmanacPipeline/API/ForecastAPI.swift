@@ -368,7 +368,7 @@ public struct ForecastAPI: IngressRoutes {
         let rows = try await Self.forecastRows(db, tenant: credential.tenant, dataset: name, item: item, forecastID: nil, page: Page(limit: 1))
         let table = try ForecastTable(rows: rows, limit: 1)
         guard let id = table.forecastID else { return try await forecast(request, dataset: name, tenant: credential.tenant) }
-        let body = ByteBuffer(string: csv ? table.csv() : table.json(dataset: name, forecastID: id, next: nil) + "\n")
+        let body = Self.forecastBody(table, csv: csv, dataset: name, forecastID: id, next: nil)
         answers.keep(.init(tenant: credential.tenant, dataset: name, item: item, forecastID: id, csv: csv), body)
         return Self.forecastResponse(body, csv: csv, forecastID: id)
     }
@@ -390,8 +390,12 @@ public struct ForecastAPI: IngressRoutes {
         let id = id ?? table.forecastID ?? ""
         let next = table.more ? Page.cursor(table.items.last?.id ?? "") : nil
         let csv = Self.prefersCSV(request)
-        let body = csv ? table.csv() : table.json(dataset: name, forecastID: id, next: next) + "\n"
-        return forecastResponse(ByteBuffer(string: body), csv: csv, forecastID: id, next: next)
+        return forecastResponse(forecastBody(table, csv: csv, dataset: name, forecastID: id, next: next), csv: csv, forecastID: id, next: next)
+    }
+
+    /// A forecast table's answer body: CSV, or the JSON document and a newline.
+    static func forecastBody(_ table: ForecastTable, csv: Bool, dataset name: String, forecastID id: String, next: String?) -> ByteBuffer {
+        ByteBuffer(string: csv ? table.csv() : table.json(dataset: name, forecastID: id, next: next) + "\n")
     }
 
     /// The rows of the forecast for the request, ordered by item and time: one item's by the
