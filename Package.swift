@@ -7,7 +7,9 @@ let package = Package(
     products: [
         .executable(name: "almanac", targets: ["almanac"]),
         .library(name: "AlmanacCore", targets: ["AlmanacCore"]),
-        .library(name: "AlmanacRuntime", targets: ["AlmanacRuntime"]),
+        .library(name: "AlmanacFunctions", targets: ["AlmanacFunctions"]),
+        .library(name: "AlmanacFunctionsTesting", targets: ["AlmanacFunctionsTesting"]),
+        .library(name: "AlmanacControlPlane", targets: ["AlmanacControlPlane"]),
         .library(name: "AlmanacForecast", targets: ["AlmanacForecast"]),
     ],
     dependencies: [
@@ -18,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // C libraries, each behind a module map and a thin shim.
@@ -46,52 +49,84 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "AlmanacHTTP", dependencies: ["CCurl"]),
-        // The function SDK, router, launcher, ingress and embedded services.
-        .target(name: "AlmanacRuntime", dependencies: [
-            "AlmanacCore", "AlmanacKafka", "AlmanacPostgres", "AlmanacHTTP",
+        // The function SDK: what a function executable imports (handler protocols, context,
+        // the run loop and its attempt state machine, the exec adapter, and the stores it owns).
+        .target(name: "AlmanacFunctions", dependencies: [
+            "AlmanacCore", "AlmanacKafka", "AlmanacPostgres",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // For function authors' tests: run a handler on an event and see what it staged.
+        .target(name: "AlmanacFunctionsTesting", dependencies: [
+            "AlmanacFunctions", "AlmanacCore", "AlmanacPostgres", .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The control plane: router, launcher, ingress, scheduling, embedded services.
+        .target(name: "AlmanacControlPlane", dependencies: [
+            "AlmanacFunctions", "AlmanacCore", "AlmanacKafka", "AlmanacPostgres", "AlmanacHTTP",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // The forecasting pipeline's domain: datasets, ingest, predictors, forecasts, webhooks.
+        // The forecasting pipeline's domain: datasets, ingest, predictors, forecasts, webhooks,
+        // and its functions' handlers. Depends on the SDK only.
         .target(name: "AlmanacPipeline", dependencies: [
-            "AlmanacRuntime", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast", "AlmanacHTTP", "AlmanacKafka", "CZlib",
+            "AlmanacFunctions", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast", "AlmanacHTTP", "AlmanacKafka", "CZlib",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .executableTarget(name: "fn-ingest", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/ingest",
+        // The `/v1` API and the console, served by the control plane's ingress.
+        .target(name: "AlmanacAPI", dependencies: [
+            "AlmanacPipeline", "AlmanacControlPlane", "AlmanacFunctions", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // `almanac bench`: the benchmark commands, apart from the command's main target.
+        .target(name: "AlmanacBenchmarks", dependencies: [
+            "AlmanacAPI", "AlmanacPipeline", "AlmanacControlPlane", "AlmanacFunctions", "AlmanacHTTP", "AlmanacKafka", "AlmanacPostgres", "AlmanacCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "fn-ingest", dependencies: ["AlmanacPipeline", "AlmanacFunctions"], path: "functions/ingest",
                           exclude: ["function.yaml"]),
-        .executableTarget(name: "fn-train", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/train",
+        .executableTarget(name: "fn-train", dependencies: ["AlmanacPipeline", "AlmanacFunctions"], path: "functions/train",
                           exclude: ["function.yaml"]),
-        .executableTarget(name: "fn-forecast", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/forecast",
+        .executableTarget(name: "fn-forecast", dependencies: ["AlmanacPipeline", "AlmanacFunctions"], path: "functions/forecast",
                           exclude: ["function.yaml"]),
-        .executableTarget(name: "fn-export", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/export",
+        .executableTarget(name: "fn-export", dependencies: ["AlmanacPipeline", "AlmanacFunctions"], path: "functions/export",
                           exclude: ["function.yaml"]),
-        .executableTarget(name: "fn-monitor", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/monitor",
+        .executableTarget(name: "fn-monitor", dependencies: ["AlmanacPipeline", "AlmanacFunctions"], path: "functions/monitor",
                           exclude: ["function.yaml"]),
-        .executableTarget(name: "fn-notify", dependencies: ["AlmanacPipeline", "AlmanacRuntime"], path: "functions/notify",
+        .executableTarget(name: "fn-notify", dependencies: ["AlmanacPipeline", "AlmanacFunctions"], path: "functions/notify",
                           exclude: ["function.yaml"]),
         .executableTarget(name: "almanac", dependencies: [
-            "AlmanacPipeline", "AlmanacRuntime", "AlmanacHTTP", "AlmanacKafka", "AlmanacPostgres", "AlmanacCore", "AlmanacForecast",
+            "AlmanacBenchmarks", "AlmanacAPI", "AlmanacPipeline", "AlmanacControlPlane", "AlmanacFunctions", "AlmanacHTTP", "AlmanacKafka",
+            "AlmanacPostgres", "AlmanacCore", "AlmanacForecast",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
         // Small functions that prove the runtime with any handler.
-        .executableTarget(name: "almanac-testfn", dependencies: ["AlmanacRuntime"],
+        .executableTarget(name: "almanac-testfn", dependencies: ["AlmanacFunctions"],
                           path: "Tests/Functions/almanac-testfn"),
 
         .testTarget(name: "AlmanacCoreTests", dependencies: ["AlmanacCore"]),
+        .testTarget(name: "AlmanacFunctionsTests", dependencies: ["AlmanacFunctions", "AlmanacFunctionsTesting", "AlmanacCore"]),
         .testTarget(name: "AlmanacForecastTests", dependencies: [
             "AlmanacForecast",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "AlmanacRuntimeTests", dependencies: [
-            "AlmanacRuntime", "AlmanacPipeline", "almanac-testfn", "almanac", "fn-ingest", "fn-train", "fn-forecast", "fn-export", "fn-monitor", "fn-notify",
+            "AlmanacFunctions", "AlmanacFunctionsTesting", "AlmanacControlPlane", "AlmanacPipeline", "AlmanacAPI", "almanac-testfn", "almanac", "fn-ingest", "fn-train", "fn-forecast", "fn-export", "fn-monitor", "fn-notify",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
     ]
 )

@@ -1,7 +1,7 @@
 import AlmanacCore
 import AlmanacForecast
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
 import Foundation
 
 /// The export function: on `almanac.forecast.created`, replaces the dataset's rows in
@@ -9,7 +9,7 @@ import Foundation
 /// writes `<export>/<tenant>/<dataset>/<forecast>.csv` (`item_id,date,p10,p50,p90`, as Amazon Forecast
 /// exports) and a chart (`.svg`: history, p50 and the outer band for the first items), and
 /// emits `almanac.forecast.exported`.
-public struct ExportFunction: FunctionHandler {
+public struct ExportFunction: EventHandler {
     /// The export folder.
     public let folder: String
     /// Items drawn in the chart.
@@ -19,11 +19,9 @@ public struct ExportFunction: FunctionHandler {
     public init(folder: String) { self.folder = folder }
 
     /// Exports one forecast.
-    public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
-        let db = context.database
-        guard let id = event.jsonData?["forecast_id"]?.stringValue, let named = event.jsonData?["dataset"]?.stringValue else {
-            throw FunctionError("the event has no forecast_id or dataset", retriable: false)
-        }
+    public func handle(_ created: ForecastCreated, event: CloudEvent, context: FunctionContext) async throws {
+        let db = try context.database
+        let (id, named) = (created.forecastID, created.dataset)
         // The forecast is looked up within the event's tenant: another tenant's forecast id is
         // "not stored" here, and the folder is named by what Postgres holds, not by the event.
         let tenant = event.tenant
@@ -92,10 +90,8 @@ public struct ExportFunction: FunctionHandler {
                 FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id WHERE p.forecast_id = $3
                 """, [tenant, name, id])
         }
-        context.emit(type: "almanac.forecast.exported", subject: name, json: [
-            "dataset": .string(name), "forecast_id": .string(id), "rows": .number(Double(points.count)),
-            "csv": .string(csvURL.path), "chart": .string(chartURL.path),
-        ])
+        context.emit(ForecastExported(dataset: name, forecastID: id, rows: points.count, csv: csvURL.path, chart: chartURL.path),
+                     subject: name)
         context.logger.info("forecast exported", metadata: ["dataset": "\(name)", "forecast": "\(id)", "csv": "\(csvURL.path)"])
     }
 

@@ -1,7 +1,7 @@
 import AlmanacCore
 import AlmanacForecast
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
 import Foundation
 
 /// A stored forecast's identity and what it covers.
@@ -76,26 +76,57 @@ public struct ForecastFunction: FunctionHandler {
 
     /// Forecasts when there is a predictor.
     public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
-        let db = context.database
-        let name = event.jsonData?["dataset"]?.stringValue ?? event.subject ?? ""
+        let db = try context.database
+        let trigger = try ForecastTrigger(event)
+        let name = trigger.dataset
         guard let dataset = try await DatasetStore.find(tenant: event.tenant, name: name, in: db) else {
             throw FunctionError("dataset \(name) does not exist for tenant \(event.tenant)", retriable: false)
         }
-        guard let plan = try await ForecastPlan.make(for: event, dataset: dataset, in: db, logger: context.logger) else { return }
+        guard let plan = try await ForecastPlan.make(for: trigger, dataset: dataset, in: db, logger: context.logger) else { return }
         let data = try await DatasetSeries.load(dataset, from: db)
         let run = try await plan.run(id: "fc-" + event.id, dataset: dataset, data: data, in: db, logger: context.logger)
         context.write { tx in try await run.save(trigger: event.id, in: tx) }
-        var out: [String: JSONValue] = [
-            "dataset": .string(dataset.name), "forecast_id": .string(run.id), "predictor_id": .string(run.predictorID),
-            "kind": .string(run.kind.rawValue),
-            "dataset_version": .number(Double(data.version)), "items": .number(Double(run.series.count)),
-            "quantiles": .array(dataset.quantiles.map { .number($0) }),
-        ]
-        if let (first, last) = run.bounds {
-            out["first_timestamp"] = .string(RFC3339.format(first))
-            out["last_timestamp"] = .string(RFC3339.format(last))
-        }
-        context.emit(type: "almanac.forecast.created", subject: dataset.name, json: .object(out))
+        context.emit(ForecastCreated(dataset: dataset.name, forecastID: run.id, predictorID: run.predictorID, datasetVersion: data.version,
+                                     items: run.series.count, quantiles: dataset.quantiles,
+                                     firstTimestamp: run.bounds.map { RFC3339.format($0.0) }, lastTimestamp: run.bounds.map { RFC3339.format($0.1) },
+                                     kind: run.kind.rawValue),
+                     subject: dataset.name)
         context.logger.info("forecast created", metadata: ["dataset": "\(name)", "forecast": "\(run.id)", "items": "\(run.series.count)"])
+    }
+}
+
+/// What a forecast is made for: new data (`almanac.dataset.imported`, forecast with the
+/// current predictor when it is older than the data) or a new predictor
+/// (`almanac.predictor.trained`, forecast with that one).
+public struct ForecastTrigger: Sendable, Equatable {
+    /// Why.
+    public enum Cause: Sendable, Equatable {
+        /// New data reached dataset version `version`.
+        case data(version: Int)
+        /// Predictor `id` was trained.
+        case trained(predictorID: String)
+    }
+
+    /// The dataset to forecast.
+    public var dataset: String
+    /// Why.
+    public var cause: Cause
+
+    /// Reads the trigger from the event.
+    /// - Throws: `FunctionError` (not retried) for another type or data that does not decode.
+    public init(_ event: CloudEvent) throws {
+        if event.type == PredictorTrained.eventType {
+            let trained = try event.payload(PredictorTrained.self)
+            self.init(dataset: trained.dataset, cause: .trained(predictorID: trained.predictorID))
+        } else {
+            let imported = try event.payload(DatasetImported.self)
+            self.init(dataset: imported.dataset, cause: .data(version: imported.version))
+        }
+    }
+
+    /// Makes a trigger.
+    public init(dataset: String, cause: Cause) {
+        self.dataset = dataset
+        self.cause = cause
     }
 }

@@ -1,7 +1,7 @@
 import AlmanacCore
 import AlmanacForecast
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
 import Foundation
 import Logging
 
@@ -18,10 +18,10 @@ public struct ForecastPlan: Sendable {
     public var backtestWAPE: Double?
 
     /// The plan for an event, or nil when there is nothing to forecast with (yet).
-    public static func make(for event: CloudEvent, dataset d: Dataset, in db: PostgresConnection, logger: Logger) async throws -> ForecastPlan? {
+    public static func make(for trigger: ForecastTrigger, dataset d: Dataset, in db: PostgresConnection, logger: Logger) async throws -> ForecastPlan? {
         let stat = d.trainsStatistical ? try await Predictor.latest(tenant: d.tenant, dataset: d.name, kind: .statistical, in: db) : nil
         let deep = d.trainsDeep ? try await Predictor.latest(tenant: d.tenant, dataset: d.name, kind: .deep, in: db) : nil
-        if let id = event.jsonData?["predictor_id"]?.stringValue {
+        if case .trained(let id) = trigger.cause {
             // Looked up within the dataset: another tenant's (or dataset's) predictor is not stored here.
             guard let named = try await Predictor.load(id: id, in: db), named.tenant == d.tenant, named.dataset == d.name else {
                 throw FunctionError("predictor \(EventLimits.quoted(id)) is not stored for dataset \(d.name) of tenant \(d.tenant)", retriable: false)
@@ -32,7 +32,7 @@ public struct ForecastPlan: Sendable {
                 return nil
             }
             // A predictor trained on this version already led (or will lead) to its own forecast.
-            guard newest < event.jsonData?["version"]?.intValue ?? Int.max else {
+            guard case .data(let version) = trigger.cause, newest < version else {
                 logger.info("the predictor is as new as the data; its trained event forecasts", metadata: ["dataset": "\(d.name)"])
                 return nil
             }

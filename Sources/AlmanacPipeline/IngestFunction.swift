@@ -1,6 +1,6 @@
 import AlmanacCore
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
 import Foundation
 
 /// The ingest function: on `almanac.data.arrived`, loads the named file (a `file://` path in the
@@ -12,7 +12,7 @@ import Foundation
 /// Staging runs before the commit, into a batch table named by the event id that no reader
 /// sees (a retry drops it and starts again); the promotion to a new version (attaching the
 /// batch) is the function's effect, committed with the event's processed mark.
-public struct IngestFunction: FunctionHandler {
+public struct IngestFunction: EventHandler {
     /// Where files may come from.
     public let drop: DropFolder
     /// How http(s) URLs and S3 objects are fetched.
@@ -28,10 +28,9 @@ public struct IngestFunction: FunctionHandler {
     }
 
     /// Ingests one data arrival.
-    public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
-        let name = event.jsonData?["dataset"]?.stringValue ?? ""
-        let location = event.jsonData?["url"]?.stringValue ?? ""
-        let db = context.database
+    public func handle(_ arrived: DataArrived, event: CloudEvent, context: FunctionContext) async throws {
+        let (name, location) = (arrived.dataset, arrived.url)
+        let db = try context.database
         guard let dataset = try await DatasetStore.find(tenant: event.tenant, name: name, in: db) else {
             var report = IngestReport()
             report.rejection = "dataset \(name) does not exist for tenant \(event.tenant); create it with `almanac datasets create \(name) --horizon H`"
@@ -65,11 +64,10 @@ public struct IngestFunction: FunctionHandler {
         let version = try current[0].decode("v", as: Int.self) + (report.rowsChanged > 0 ? 1 : 0)
         let staged = ingest
         context.write { tx in try await staged.promote(report: report, version: version, in: tx) }
-        var data = report.json(problemLimit: 20).objectValue ?? [:]
-        data["dataset"] = .string(dataset.name)
-        data["version"] = .number(Double(version))
-        data["source"] = .string(location)
-        context.emit(type: "almanac.dataset.imported", subject: dataset.name, json: .object(data))
+        context.emit(DatasetImported(
+            dataset: dataset.name, version: version, source: location, rowsRead: report.rowsRead, rowsRejected: report.rowsRejected,
+            rowsChanged: report.rowsChanged, items: report.items, firstTimestamp: report.firstTimestamp.map(RFC3339.format),
+            lastTimestamp: report.lastTimestamp.map(RFC3339.format), problems: report.eventProblems), subject: dataset.name)
         context.logger.info("dataset imported", metadata: [
             "dataset": "\(dataset.name)", "version": "\(version)", "rows": "\(report.rowsRead)",
             "rejected": "\(report.rowsRejected)", "changed": "\(report.rowsChanged)",
@@ -91,12 +89,9 @@ public struct IngestFunction: FunctionHandler {
     /// Records the report and emits `almanac.dataset.rejected`; nothing else changes.
     func reject(_ ingest: Ingest, _ report: IngestReport, _ context: FunctionContext) {
         context.write { tx in try await ingest.recordReport(report, in: tx) }
-        var data = report.json(problemLimit: 20).objectValue ?? [:]
-        data["dataset"] = .string(ingest.dataset.name)
-        data["source"] = .string(ingest.source)
-        data.removeValue(forKey: "rows_changed")
-        data.removeValue(forKey: "items")
-        context.emit(type: "almanac.dataset.rejected", subject: ingest.dataset.name, json: .object(data))
+        context.emit(DatasetRejected(dataset: ingest.dataset.name, source: ingest.source, reason: report.rejection ?? "the file was refused",
+                                     rowsRead: report.rowsRead, rowsRejected: report.rowsRejected, problems: report.eventProblems),
+                     subject: ingest.dataset.name)
         context.logger.warning("data file rejected", metadata: ["dataset": "\(ingest.dataset.name)", "reason": "\(report.rejection ?? "")"])
     }
 }

@@ -1,7 +1,7 @@
 import AlmanacCore
 import AlmanacForecast
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
 import Foundation
 
 /// The monitor function: on `almanac.dataset.imported`, measures the live forecast (the newest
@@ -9,18 +9,18 @@ import Foundation
 /// and mean weighted quantile loss — and stores the measurement. When the WAPE passes the
 /// dataset's bound (an absolute `retrain_wape`, else `retrain_factor` × the predictor's
 /// backtest WAPE), it emits `almanac.accuracy.breached`, at most once per forecast.
-public struct MonitorFunction: FunctionHandler {
+public struct MonitorFunction: EventHandler {
     /// Makes the handler.
     public init() {}
 
     /// Measures the live forecast against new actuals.
-    public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
-        let db = context.database
-        let name = event.jsonData?["dataset"]?.stringValue ?? event.subject ?? ""
+    public func handle(_ imported: DatasetImported, event: CloudEvent, context: FunctionContext) async throws {
+        let db = try context.database
+        let name = imported.dataset
         guard let dataset = try await DatasetStore.find(tenant: event.tenant, name: name, in: db) else {
             throw FunctionError("dataset \(name) does not exist for tenant \(event.tenant)", retriable: false)
         }
-        let version = event.jsonData?["version"]?.intValue ?? 0
+        let version = imported.version
         let live = try await db.query("""
             SELECT f.id, f.breached_at IS NOT NULL AS breached, array_to_string(f.quantiles, ',') AS q, coalesce(f.backtest_wape::text, p.metrics->>'WAPE') AS backtest_wape
             FROM forecasts f JOIN predictors p ON p.id = f.predictor_id
@@ -50,13 +50,9 @@ public struct MonitorFunction: FunctionHandler {
                       bound.isFinite ? bound : 1e300, breached])
             if first { try await tx.execute("UPDATE forecasts SET breached_at = now() WHERE id = $1 AND breached_at IS NULL", [forecastID]) }
         }
-        var data: [String: JSONValue] = [
-            "dataset": .string(name), "forecast_id": .string(forecastID), "dataset_version": .number(Double(version)),
-            "points": .number(Double(points)), "bound": .number(bound.isFinite ? bound : -1),
-        ]
-        for (k, v) in [("wape", wape), ("mase", mase), ("wql", wql)] where v.isFinite { data[k] = .number(v) }
         if first {
-            context.emit(type: "almanac.accuracy.breached", subject: name, json: .object(data))
+            context.emit(AccuracyBreached(dataset: name, forecastID: forecastID, datasetVersion: version, points: points, bound: bound,
+                                          wape: wape, mase: mase, wql: wql), subject: name)
             context.logger.warning("forecast accuracy breached its bound; retraining", metadata: [
                 "dataset": "\(name)", "forecast": "\(forecastID)", "wape": "\(wape)", "bound": "\(bound)"])
         } else {

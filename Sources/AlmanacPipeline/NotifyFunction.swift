@@ -1,7 +1,7 @@
 import AlmanacCore
 import AlmanacHTTP
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
 import Foundation
 import Logging
 
@@ -15,7 +15,7 @@ import Logging
 /// at once; 410 also disables the endpoint. Every attempt is stored in `webhook_attempts`.
 public struct NotifyFunction: FunctionHandler {
     /// The retry event's type.
-    public static let retryType = "almanac.webhook.retry"
+    public static let retryType = WebhookRetry.eventType
     /// The most of a receiver's answer that is read (the start of it is kept as the error); the rest is cut.
     public static let maxResponseBytes = 64 * 1024
     let client = HTTPClient()
@@ -27,10 +27,10 @@ public struct NotifyFunction: FunctionHandler {
 
     /// Fans an event out to its endpoints, or retries one delivery.
     public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
-        let db = context.database
-        if event.type == Self.retryType {
-            guard let id = event.jsonData?["delivery_id"]?.intValue else { throw FunctionError("retry event without delivery_id", retriable: false) }
-            return try await deliver(id, context: context, asAttempt: event.jsonData?["attempt"]?.intValue)
+        let db = try context.database
+        if event.type == WebhookRetry.eventType {
+            let retry = try event.payload(WebhookRetry.self)
+            return try await deliver(retry.deliveryID, context: context, asAttempt: retry.attempt)
         }
         let body = event.structuredJSON().serialized()
         for endpoint in try await Webhooks.endpoints(tenant: event.tenant, in: db) where endpoint.wants(event.type) {
@@ -48,7 +48,7 @@ public struct NotifyFunction: FunctionHandler {
     /// - Parameter asAttempt: for a retry, the attempt it was scheduled as: a retry for any
     ///   other attempt (a stale duplicate, or a forged one) is ignored, so it spends nothing.
     func deliver(_ id: Int, context: FunctionContext, asAttempt: Int? = nil) async throws {
-        let db = context.database
+        let db = try context.database
         let rows = try await db.query("""
             SELECT d.webhook_id, d.body, d.state, d.attempts, d.redeliveries, e.id AS endpoint, e.url, e.secret, e.allow_private, e.disabled_at IS NOT NULL AS disabled, e.deleted_at IS NOT NULL AS deleted,
                    CASE WHEN e.previous_until > now() THEN e.previous_secret END AS previous_secret
@@ -105,7 +105,7 @@ public struct NotifyFunction: FunctionHandler {
             let next = Date().addingTimeInterval(delay)
             try await db.execute("UPDATE webhook_deliveries SET attempts = $2, last_status = $3, last_error = $4, next_attempt_at = $5 WHERE id = $1",
                                  [id, attempt, status, failure, next])
-            context.emit(type: Self.retryType, subject: nil, json: ["delivery_id": .number(Double(id)), "attempt": .number(Double(attempt + 1))], at: next)
+            context.emit(WebhookRetry(deliveryID: id, attempt: attempt + 1), at: next)
             context.logger.warning("webhook attempt failed; will retry", metadata: meta.merging(["error": "\(failure ?? "")", "retry_in_s": "\(delay.rounded())"]) { a, _ in a })
         } else {
             try await db.execute("""

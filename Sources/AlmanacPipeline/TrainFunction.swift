@@ -1,7 +1,7 @@
 import AlmanacCore
 import AlmanacForecast
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
 import Foundation
 import Logging
 
@@ -19,8 +19,10 @@ public struct TrainFunction: FunctionHandler {
 
     /// Trains when due.
     public func handle(_ event: CloudEvent, context: FunctionContext) async throws {
-        let db = context.database
-        let name = event.jsonData?["dataset"]?.stringValue ?? event.subject ?? ""
+        let db = try context.database
+        // Trained for new data, or when the live forecast's accuracy broke its bound.
+        let breached = event.type == AccuracyBreached.eventType
+        let name = breached ? try event.payload(AccuracyBreached.self).dataset : try event.payload(DatasetImported.self).dataset
         guard let dataset = try await DatasetStore.find(tenant: event.tenant, name: name, in: db) else {
             throw FunctionError("dataset \(name) does not exist for tenant \(event.tenant)", retriable: false)
         }
@@ -33,7 +35,7 @@ public struct TrainFunction: FunctionHandler {
             SELECT id, dataset_version FROM predictors WHERE tenant = $1 AND dataset = $2 AND kind = 'statistical'
             ORDER BY dataset_version DESC LIMIT 1
             """, [dataset.tenant, dataset.name])
-        if event.type == "almanac.dataset.imported", !existing.isEmpty {
+        if !breached, !existing.isEmpty {
             context.logger.info("predictor exists; the forecast function forecasts with it", metadata: ["dataset": "\(name)"])
             return
         }
@@ -60,13 +62,11 @@ public struct TrainFunction: FunctionHandler {
             try await tx.execute("DELETE FROM training_progress WHERE tenant = $1 AND dataset = $2 AND event_id = $3",
                                  [dataset.tenant, dataset.name, event.id])
         }
-        var data2: [String: JSONValue] = [
-            "dataset": .string(dataset.name), "predictor_id": .string(predictor.id), "dataset_version": .number(Double(data.version)),
-            "items": .number(Double(predictor.items.count)), "metrics": Predictor.json(predictor.metrics), "kind": "statistical",
-            "seconds": .number((Date().timeIntervalSince(started) * 10).rounded() / 10),
-        ]
-        data2["reason"] = .string(event.type == "almanac.accuracy.breached" ? "accuracy breached" : "first data")
-        context.emit(type: "almanac.predictor.trained", subject: dataset.name, json: .object(data2))
+        context.emit(PredictorTrained(dataset: dataset.name, predictorID: predictor.id, datasetVersion: data.version,
+                                      items: predictor.items.count, metrics: predictor.metrics,
+                                      seconds: (Date().timeIntervalSince(started) * 10).rounded() / 10,
+                                      reason: breached ? "accuracy breached" : "first data", kind: "statistical"),
+                     subject: dataset.name)
         context.logger.info("predictor trained", metadata: [
             "dataset": "\(name)", "items": "\(predictor.items.count)", "wape": "\(predictor.metrics["WAPE"] ?? .nan)",
         ])

@@ -1,7 +1,10 @@
 import AlmanacCore
 import AlmanacKafka
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
+import AlmanacControlPlane
+import AlmanacAPI
+import AlmanacBenchmarks
 import ArgumentParser
 import Foundation
 import Logging

@@ -1,7 +1,10 @@
 import AlmanacCore
 import AlmanacKafka
+import AlmanacPipeline
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
+import AlmanacControlPlane
+import AlmanacAPI
 import ArgumentParser
 import Foundation
 import Logging
@@ -62,75 +65,57 @@ struct Status: AsyncParsableCommand {
         if let admin, let cluster = try? await admin.clusterID() {
             positions = (try? await ConsumerPositions.load(cluster: cluster, topics: manifests.map(\.inputTopic), in: db)) ?? [:]
         }
-        let instances = try await db.query("SELECT instance, function, pid, gpu, started_at FROM function_instances ORDER BY instance")
-        let stats = try await db.query("""
-            SELECT function, count(*) FILTER (WHERE outcome = 'succeeded')::bigint AS ok,
-                   count(*) FILTER (WHERE outcome IN ('failed', 'timed_out'))::bigint AS failed,
-                   count(*) FILTER (WHERE outcome = 'dead_lettered')::bigint AS dead,
-                   max(started_at) AS last
-            FROM invocations GROUP BY function
-            """)
+        let instances = try await RuntimeBoard.instances(in: db)
+        let counts = try await RuntimeBoard.invocationCounts(in: db)
         var rows: [[String]] = []
         for m in manifests {
             let lag: String
             if let admin, let l = try? await admin.lag(group: m.consumerGroup, topic: m.inputTopic, positions: positions[m.name] ?? [:]) {
                 lag = "\(l)"
             } else { lag = "?" }
-            let running = instances.filter { $0.text("function") == m.name }.count
-            let s = stats.first { $0.text("function") == m.name }
-            rows.append([m.name, "\(running)/\(m.concurrency)", lag, m.gpu.rawValue, s?.text("ok") ?? "0", s?.text("failed") ?? "0",
-                         s?.text("dead") ?? "0", s?.text("last").map { String($0.prefix(19)) } ?? "-"])
+            let running = instances.filter { $0.function == m.name }.count
+            let c = counts[m.name]
+            rows.append([m.name, "\(running)/\(m.concurrency)", lag, m.gpu.rawValue, "\(c?.succeeded ?? 0)", "\(c?.failed ?? 0)",
+                         "\(c?.deadLettered ?? 0)", c?.last ?? "-"])
         }
         print("FUNCTIONS")
         print(table(["name", "instances", "lag", "gpu", "succeeded", "failed", "dead", "last invocation"], rows))
-        let crashes = try await db.query("""
-            SELECT function, consecutive, last_status, to_char(held_until, 'YYYY-MM-DD HH24:MI:SS') AS held FROM function_crashes
-            WHERE consecutive >= $1 ORDER BY function
-            """, [CrashLoop.loopingAfter])
+        let crashes = try await RuntimeBoard.crashLoops(atLeast: CrashLoop.loopingAfter, in: db)
         if !crashes.isEmpty {
             print("\nCRASH-LOOPING")
             print(table(["function", "exits in a row", "last exit", "next start after"], crashes.map {
-                [$0.text("function") ?? "", $0.text("consecutive") ?? "", $0.text("last_status") ?? "", $0.text("held") ?? ""]
+                [$0.function, "\($0.consecutive)", $0.lastStatus, $0.heldUntil]
             }))
         }
         print("\nINSTANCES")
         if instances.isEmpty { print("none running (scaled to zero)") } else {
             print(table(["instance", "function", "pid", "gpu", "started"], instances.map {
-                [$0.text("instance") ?? "", $0.text("function") ?? "", $0.text("pid") ?? "", $0.text("gpu") ?? "-", String(($0.text("started_at") ?? "").prefix(19))]
+                [$0.instance, $0.function, "\($0.pid)", $0.gpu ?? "-", $0.started]
             }))
         }
-        let queue = try await db.query("SELECT function, waiting_since, lag FROM gpu_queue ORDER BY waiting_since")
+        let queue = try await RuntimeBoard.gpuQueue(in: db)
         print("\nGPU QUEUE")
         if queue.isEmpty { print("empty") } else {
-            print(table(["function", "waiting since", "lag"], queue.map { [$0.text("function") ?? "", String(($0.text("waiting_since") ?? "").prefix(19)), $0.text("lag") ?? ""] }))
+            print(table(["function", "waiting since", "lag"], queue.map { [$0.function, $0.waitingSince, "\($0.lag)"] }))
         }
-        let training = try await db.query("""
-            SELECT tenant, dataset, done, total, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS') AS started,
-                   to_char(updated_at, 'HH24:MI:SS') AS updated FROM training_progress ORDER BY started_at
-            """)
+        let training = try await TrainingBoard.statistical(in: db)
         print("\nTRAINING")
         if training.isEmpty { print("none running") } else {
             print(table(["tenant", "dataset", "items done", "started", "updated"], training.map {
-                [$0.text("tenant") ?? "", $0.text("dataset") ?? "", "\($0.text("done") ?? "0") / \($0.text("total") ?? "0")",
-                 $0.text("started") ?? "", $0.text("updated") ?? ""]
+                [$0.tenant, $0.dataset, "\($0.done) / \($0.total)", $0.started, $0.updated]
             }))
         }
-        let deep = try await db.query("""
-            SELECT tenant, dataset, device, member, members, epoch, max_epochs, round(loss::numeric, 5)::text AS loss,
-                   round(validation::numeric, 5)::text AS validation, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS') AS started,
-                   to_char(updated_at, 'HH24:MI:SS') AS updated FROM deep_training ORDER BY started_at
-            """)
+        let deep = try await TrainingBoard.deep(in: db)
         print("\nDEEP TRAINING")
         if deep.isEmpty { print("none running") } else {
             print(table(["tenant", "dataset", "device", "member", "epoch", "loss", "validation", "started", "updated"], deep.map {
-                [$0.text("tenant") ?? "", $0.text("dataset") ?? "", $0.text("device") ?? "",
-                 "\($0.text("member") ?? "") / \($0.text("members") ?? "")", "\($0.text("epoch") ?? "0") / \($0.text("max_epochs") ?? "")",
-                 $0.text("loss") ?? "", $0.text("validation") ?? "", $0.text("started") ?? "", $0.text("updated") ?? ""]
+                [$0.tenant, $0.dataset, $0.device, "\($0.member) / \($0.members)", "\($0.epoch) / \($0.maxEpochs)",
+                 $0.loss, $0.validation, $0.started, $0.updated]
             }))
         }
-        let dead = try await db.query("SELECT stage, count(*)::bigint AS n FROM dead_letters WHERE status = 'open' GROUP BY stage ORDER BY stage")
+        let dead = try await RuntimeBoard.openDeadLetters(in: db)
         print("\nDEAD LETTERS (open)")
-        if dead.isEmpty { print("none") } else { print(table(["stage", "count"], dead.map { [$0.text("stage") ?? "", $0.text("n") ?? ""] })) }
+        if dead.isEmpty { print("none") } else { print(table(["stage", "count"], dead.map { [$0.stage, "\($0.count)"] })) }
     }
 }
 

@@ -1,7 +1,9 @@
 import AlmanacCore
 import AlmanacKafka
 import AlmanacPipeline
-import AlmanacRuntime
+import AlmanacFunctions
+import AlmanacControlPlane
+import AlmanacAPI
 import Foundation
 
 /// The topics an installation runs on: the bus, the dead letters, each function's input

@@ -2,7 +2,9 @@ import AlmanacCore
 import AlmanacKafka
 import AlmanacPipeline
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
+import AlmanacControlPlane
+import AlmanacAPI
 import ArgumentParser
 import Foundation
 import Logging

@@ -3,10 +3,14 @@ import AlmanacHTTP
 import AlmanacKafka
 import AlmanacPipeline
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
+import AlmanacControlPlane
+import AlmanacAPI
+import AlmanacBenchmarks
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// `almanac up`: the embedded default (or real services), supervised.
 struct Up: AsyncParsableCommand {
@@ -33,11 +37,15 @@ struct Up: AsyncParsableCommand {
         // stops everything started so far.
         let stopping = AsyncStream<Int32>.makeStream()
         let signalled = StopSignal()
-        let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { signal in
+        // `up` supervises processes rather than running services, and its start-up checkpoints
+        // must see a signal the moment it arrives: the flag is set on a dispatch queue, not by a
+        // task that a busy cooperative pool could hold back (an async signal sequence let
+        // endpoints.env be written after a SIGTERM under load).
+        let trap = SignalTrap(signals: [SIGINT, SIGTERM]) { signal in
             signalled.set(signal)
             stopping.continuation.yield(signal)
         }
-        defer { watcher.cancel() }
+        defer { trap.cancel() }
         let fm = FileManager.default
         let statePath = URL(fileURLWithPath: state).standardizedFileURL.path
         try fm.createDirectory(atPath: "\(statePath)/logs", withIntermediateDirectories: true)
@@ -233,21 +241,8 @@ struct Serve: AsyncParsableCommand {
         guard let db = env["DATABASE_URL"], let kafka = KafkaConfiguration.fromEnvironment(env) else {
             throw ValidationError("serve needs DATABASE_URL and KAFKA_BROKERS")
         }
-        // A signal before the control plane exists ends the process at once; after, it stops gracefully.
-        let holder = PlaneHolder()
-        let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { signal in
-            guard let plane = holder.plane else { Foundation.exit(128 + signal) }
-            Task { await plane.stop() }
-        }
-        defer { watcher.cancel() }
-        let supervisorWatch = env["ALMANAC_SUPERVISOR_PID"].flatMap(Int32.init).map { _ in
-            ParentWatch {
-                // `up` is gone (killed): nothing may outlive it.
-                guard let plane = holder.plane else { Foundation.exit(1) }
-                Task { await plane.stop() }
-            }
-        }
-        defer { supervisorWatch?.cancel() }
+        // A signal before the control plane exists ends the process at once (the default action);
+        // after, the service group below stops it gracefully.
         let paths = AlmanacPaths.discover()
         // On real Kafka that must keep what it acknowledges, nothing starts on topics that would not.
         if let replication = try KafkaAdmin.requiredReplication(env) {
@@ -273,8 +268,16 @@ struct Serve: AsyncParsableCommand {
             routes: chosen.contains(.ingress) ? try await Self.routes(env, db: db, kafka: kafka, drop: absolute(drop), functions: functions) : [])
         configuration.parts = chosen
         let plane = try await ControlPlane(configuration: configuration, logger: logger)
-        holder.plane = plane
-        try await plane.run()
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let supervisor = env["ALMANAC_SUPERVISOR_PID"].flatMap(Int32.init) {
+            // `up` is gone (killed): nothing may outlive it. Listed first, it is stopped last.
+            let watch = OrphanWatch(parent: supervisor)
+            if watch.isOrphaned { throw ExitCode(1) }
+            services.append(watch.shutsDownGroup)
+        }
+        services.append(.init(service: plane, serviceName: "control-plane"))
+        try await ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 }
 
@@ -317,14 +320,14 @@ struct Broker: AsyncParsableCommand {
         try cluster.bootstrapServers.write(toFile: readyFile, atomically: true, encoding: .utf8)
         print("mock Kafka cluster on \(cluster.bootstrapServers)")
         flushOutput()
-        let stop = AsyncStream<Int32>.makeStream()
-        let watcher = SignalWatcher(signals: [SIGINT, SIGTERM]) { stop.continuation.yield($0) }
-        let supervisorWatch = ProcessInfo.processInfo.environment["ALMANAC_SUPERVISOR_PID"].map { _ in
-            ParentWatch { stop.continuation.yield(SIGHUP) }
+        // Runs until SIGINT or SIGTERM, or until `up` is gone.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let supervisor = ProcessInfo.processInfo.environment["ALMANAC_SUPERVISOR_PID"].flatMap(Int32.init) {
+            services.append(OrphanWatch(parent: supervisor).shutsDownGroup)
         }
-        for await _ in stop.stream { break }
-        watcher.cancel()
-        supervisorWatch?.cancel()
+        services.append(.init(service: ShutdownWait(), serviceName: "broker"))
+        try await ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "almanac.broker"))).run()
         withExtendedLifetime(cluster) {}
     }
 }
@@ -366,14 +369,22 @@ final class StopSignal: @unchecked Sendable {
     var value: Int32? { lock.withLock { signal } }
 }
 
-/// The control plane once `serve` has built it (set once, read from the signal queue).
-final class PlaneHolder: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var value: ControlPlane?
-    /// The plane, or nil while it is being built.
-    var plane: ControlPlane? {
-        get { lock.withLock { value } }
-        set { lock.withLock { value = newValue } }
+/// Calls a closure on a dispatch queue when the process receives one of the signals (their
+/// default action is replaced): for `up`, whose start-up checks for a signal between steps.
+final class SignalTrap: @unchecked Sendable {
+    // Created once in init, only cancelled afterwards.
+    private var sources: [DispatchSourceSignal] = []
+
+    init(signals: [Int32], _ action: @escaping @Sendable (Int32) -> Void) {
+        for s in signals {
+            signal(s, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: s, queue: .global())
+            source.setEventHandler { action(s) }
+            source.resume()
+            sources.append(source)
+        }
     }
+
+    /// Stops trapping.
+    func cancel() { sources.forEach { $0.cancel() } }
 }

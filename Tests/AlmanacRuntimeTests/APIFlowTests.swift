@@ -1,7 +1,9 @@
 import AlmanacCore
 import AlmanacHTTP
 @testable import AlmanacPipeline
-@testable import AlmanacRuntime
+@testable import AlmanacAPI
+@testable import AlmanacFunctions
+@testable import AlmanacControlPlane
 import Foundation
 import Testing
 

@@ -1,7 +1,8 @@
 import AlmanacCore
 import AlmanacKafka
 import AlmanacPostgres
-@testable import AlmanacRuntime
+@testable import AlmanacFunctions
+@testable import AlmanacControlPlane
 import Foundation
 import Testing
 
@@ -112,21 +113,34 @@ import Testing
                     print(json.dumps({"ok": False, "error": "n must not be negative", "retriable": False}), flush=True)
                     continue
                 print(json.dumps({"log": "doubling %d" % data["n"]}), flush=True)
-                print(json.dumps({"ok": True, "emit": [{"type": "test.doubled", "data": {"n": data["n"] * 2}}]}), flush=True)
+                # Its row is handed back: the SDK writes it in the commit transaction, with the event.
+                tenant = "globex" if data["n"] == 7 else req["event"].get("tenant", "default")
+                write = {"insert": "test_effects", "rows": [{"function": "doubler", "event_id": req["event"]["id"], "n": data["n"] * 2,
+                                                             "tenant": tenant}]}
+                print(json.dumps({"ok": True, "emit": [{"type": "test.doubled", "data": {"n": data["n"] * 2}}], "write": [write]}), flush=True)
             """
         let d = try await TestDeployment(functions: [
             TestFunction(name: "doubler", subscribe: "test.double", command: ["python3", "doubler.py"], files: ["doubler.py": script]),
             TestFunction(name: "sink", subscribe: "test.doubled"),
         ])
         try await d.startControlPlane()
-        try await d.publish(testEvent("test.double", n: 21))
+        try await d.db.exec("ALTER TABLE test_effects ADD COLUMN tenant text")
+        let doubled = testEvent("test.double", n: 21)
+        try await d.publish(doubled)
         try await d.publish(testEvent("test.double", n: -1))
+        try await d.publish(testEvent("test.double", n: 7))
         #expect(try await d.waitForCount("SELECT count(*) AS n FROM test_effects WHERE function = 'sink'", atLeast: 1) == 1)
         #expect(try await d.db.query("SELECT n FROM test_effects WHERE function = 'sink'").first?.decode("n", as: Int.self) == 42)
-        #expect(try await d.waitForCount("SELECT count(*) AS n FROM dead_letters WHERE stage = 'doubler'", atLeast: 1) == 1)
-        let error = try await d.db.query("SELECT error, attempts FROM dead_letters WHERE stage = 'doubler'").first
-        #expect(error?.text("error")?.contains("n must not be negative") == true)
-        #expect(error?.text("attempts") == "1")
+        // The row the program handed back was committed with the event, once.
+        let handed = try await d.db.query("SELECT n, tenant FROM test_effects WHERE function = 'doubler' AND event_id = $1", [doubled.id])
+        #expect(handed.count == 1 && handed.first?.text("n") == "42" && handed.first?.text("tenant") == doubled.tenant)
+        #expect(try await d.waitForCount("SELECT count(*) AS n FROM dead_letters WHERE stage = 'doubler'", atLeast: 2) == 2)
+        let errors = try await d.db.query("SELECT error, attempts FROM dead_letters WHERE stage = 'doubler' ORDER BY id")
+        #expect(errors.contains { $0.text("error")?.contains("n must not be negative") == true && $0.text("attempts") == "1" })
+        // A write naming another tenant is refused at once, and nothing of that answer lands.
+        #expect(errors.contains { $0.text("error")?.contains("answer write[0].rows[0]: tenant \"globex\" is not the event's tenant") == true
+                                 && $0.text("attempts") == "1" })
+        #expect(try await d.count("SELECT count(*) AS n FROM test_effects WHERE n = 14") == 0)
         #expect(d.log("doubler").contains("doubling 21"))
         await d.shutdown()
     }

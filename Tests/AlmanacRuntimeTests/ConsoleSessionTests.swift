@@ -1,8 +1,10 @@
 import AlmanacCore
 import AlmanacHTTP
 @testable import AlmanacPipeline
+@testable import AlmanacAPI
 import AlmanacPostgres
-@testable import AlmanacRuntime
+@testable import AlmanacFunctions
+@testable import AlmanacControlPlane
 import Foundation
 import Testing
 

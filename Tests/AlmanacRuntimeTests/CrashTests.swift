@@ -1,7 +1,8 @@
 import AlmanacCore
 import AlmanacKafka
 import AlmanacPostgres
-@testable import AlmanacRuntime
+@testable import AlmanacFunctions
+@testable import AlmanacControlPlane
 import Foundation
 import Testing
 
@@ -33,7 +34,7 @@ struct SplitMix64: RandomNumberGenerator {
 
         // Events flow for the whole chaos window, so kills land mid-flow: about 300 in ten
         // seconds, more while the chaos goes on (at most 1000).
-        let publishing = StopFlag()
+        let publishing = TestFlag()
         let publisher = Task {
             var n = 0
             while n < 1000 && (n < 300 || !publishing.isSet) {

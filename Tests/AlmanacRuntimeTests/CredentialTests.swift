@@ -1,6 +1,7 @@
 import AlmanacCore
 import AlmanacHTTP
-@testable import AlmanacRuntime
+@testable import AlmanacFunctions
+@testable import AlmanacControlPlane
 import Foundation
 import Testing
 

@@ -2,9 +2,12 @@ import AlmanacCore
 import AlmanacKafka
 import AlmanacPostgres
 import AlmanacPipeline
-@testable import AlmanacRuntime
+import AlmanacAPI
+@testable import AlmanacFunctions
+@testable import AlmanacControlPlane
 import Foundation
 import Logging
+import ServiceLifecycle
 import Testing
 
 /// One real Postgres server for the whole test run, started with initdb/pg_ctl in a
@@ -168,9 +171,10 @@ final class TestDeployment: @unchecked Sendable {
     let directory: String
     let manifests: [FunctionManifest]
     var plane: ControlPlane?
+    var planeGroup: ServiceGroup?
     var planeTask: Task<Void, Error>?
     /// Set when the control plane's run ended (it should not, before `shutdown`).
-    let planeEnded = StopFlag()
+    let planeEnded = TestFlag()
     let logger: Logger
 
     /// Sets up everything but the control plane.
@@ -272,16 +276,18 @@ final class TestDeployment: @unchecked Sendable {
         let plane = try await ControlPlane(configuration: configuration, logger: logger)
         self.plane = plane
         let ended = planeEnded
+        let group = ServiceGroup(services: [plane], logger: logger)
+        planeGroup = group
         planeTask = Task {
             defer { ended.set() }
-            try await plane.run()
+            try await group.run()
         }
     }
 
     /// Stops the control plane and every instance.
     func shutdown() async {
-        if let plane { await plane.stop() }
-        planeTask?.cancel()
+        // Graceful: the router finishes its batch, the launcher stops every instance.
+        await planeGroup?.triggerGracefulShutdown()
         _ = try? await planeTask?.value
         await api?.close()
         await db.close()
@@ -400,4 +406,15 @@ func testEvent(_ type: String, n: Int, subject: String = "ds") -> CloudEvent {
     var e = CloudEvent(source: "test", type: type, subject: subject, json: ["n": .number(Double(n))])
     e.traceparent = CloudEvent.newTraceparent()
     return e
+}
+
+/// A flag set once from any thread (a test's "stop now" between tasks).
+final class TestFlag: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var value = false
+    /// Sets the flag.
+    func set() { lock.withLock { value = true } }
+    /// Whether it was set.
+    var isSet: Bool { lock.withLock { value } }
 }

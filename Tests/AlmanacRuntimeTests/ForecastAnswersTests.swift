@@ -1,4 +1,5 @@
 @testable import AlmanacPipeline
+@testable import AlmanacAPI
 import Hummingbird
 import Testing
 

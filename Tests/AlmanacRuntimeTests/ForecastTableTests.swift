@@ -1,4 +1,5 @@
 @testable import AlmanacPipeline
+@testable import AlmanacAPI
 import AlmanacCore
 import Foundation
 import Testing

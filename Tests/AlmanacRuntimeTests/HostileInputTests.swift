@@ -2,7 +2,8 @@ import AlmanacCore
 import AlmanacHTTP
 @testable import AlmanacKafka
 import AlmanacPostgres
-@testable import AlmanacRuntime
+@testable import AlmanacFunctions
+@testable import AlmanacControlPlane
 import Foundation
 import Testing
 

@@ -1,7 +1,9 @@
 import AlmanacCore
 @testable import AlmanacPipeline
+@testable import AlmanacAPI
 import AlmanacPostgres
-@testable import AlmanacRuntime
+@testable import AlmanacFunctions
+@testable import AlmanacControlPlane
 import Foundation
 import Testing
 

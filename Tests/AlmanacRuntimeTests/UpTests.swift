@@ -1,7 +1,8 @@
 import AlmanacCore
 import AlmanacHTTP
 import AlmanacPostgres
-@testable import AlmanacRuntime
+@testable import AlmanacFunctions
+@testable import AlmanacControlPlane
 import Foundation
 import Testing
 

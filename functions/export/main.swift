@@ -1,7 +1,7 @@
 import AlmanacPipeline
-import AlmanacRuntime
+import AlmanacFunctions
 import Foundation
 
 // The export function: a forecast → latest_forecasts, a CSV and a chart (see ExportFunction).
 let env = ProcessInfo.processInfo.environment
-await FunctionMain.run(ExportFunction(folder: env["ALMANAC_EXPORT_DIR"] ?? AlmanacPaths.discover(env: env).export))
+await FunctionMain.run(TypedHandler(ExportFunction(folder: env["ALMANAC_EXPORT_DIR"] ?? AlmanacPaths.discover(env: env).export)))

@@ -1,5 +1,5 @@
 import AlmanacPipeline
-import AlmanacRuntime
+import AlmanacFunctions
 
 // The forecast function: a predictor and the latest data → a stored forecast (see ForecastFunction).
 await FunctionMain.run(ForecastFunction())

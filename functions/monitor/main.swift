@@ -1,5 +1,5 @@
 import AlmanacPipeline
-import AlmanacRuntime
+import AlmanacFunctions
 
 // The monitor function: the live forecast's error on new actuals → accuracy.breached (see MonitorFunction).
-await FunctionMain.run(MonitorFunction())
+await FunctionMain.run(TypedHandler(MonitorFunction()))

@@ -1,5 +1,5 @@
 import AlmanacPipeline
-import AlmanacRuntime
+import AlmanacFunctions
 import Foundation
 
 // The notify function: events → signed webhook deliveries with retries (see NotifyFunction).

@@ -1,5 +1,5 @@
 import AlmanacPipeline
-import AlmanacRuntime
+import AlmanacFunctions
 
 // The train function: AutoML with backtests per item → a predictor (see TrainFunction).
 await FunctionMain.run(TrainFunction())

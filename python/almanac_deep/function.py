@@ -13,6 +13,7 @@ insert is idempotent, so a redelivery never stores two.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -95,8 +96,9 @@ class TrainDeep:
         self.url, self.root, self.options = database_url, root, options
         self.db = psycopg.connect(database_url, autocommit=True, application_name="almanac-train-deep")
 
-    def handle(self, event: dict) -> list[dict]:
-        """Trains when due; returns the events to emit."""
+    def handle(self, event: dict) -> tuple[list[dict], list[dict]]:
+        """Trains when due; returns the events to emit and the writes to commit with them
+        (the SDK applies both in its transaction with the event's processed mark)."""
         data = event.get("data") or {}
         tenant = event.get("tenant") or "default"
         name = data.get("dataset") or event.get("subject") or ""
@@ -107,25 +109,26 @@ class TrainDeep:
         horizon, frequency, quantiles, models = row
         if models == "statistical":
             log(f"dataset {name} uses the statistical models only (datasets create --models deep|champion adds this one)")
-            return []
+            return [], []
         predictor_id = "pd-" + event["id"]
         version = self.db.execute("SELECT coalesce(max(version), 0) FROM dataset_versions WHERE tenant = %s AND dataset = %s",
                                   (tenant, name)).fetchone()[0]
         mine = self.db.execute("SELECT dataset_version, items, metrics FROM predictors WHERE id = %s", (predictor_id,)).fetchone()
-        if mine is not None:  # stored by an attempt that died before its answer was committed
-            return [self.trained_event(name, predictor_id, mine[0], mine[1], mine[2], {"reason": "redelivered"})]
+        if mine is not None:  # stored before the writes were handed back to the SDK's transaction
+            return [self.trained_event(name, predictor_id, mine[0], mine[1], mine[2], {"reason": "redelivered"})], []
         latest = self.db.execute(
             "SELECT max(dataset_version) FROM predictors WHERE tenant = %s AND dataset = %s AND kind = 'deep'", (tenant, name)).fetchone()[0]
         if event.get("type") == "almanac.dataset.imported" and latest is not None:
             log(f"dataset {name} has a deep predictor; the forecast function forecasts with it")
-            return []
+            return [], []
         if latest is not None and latest >= version:
             log(f"a deep predictor for version {version} of {name} exists; request superseded")
-            return []
+            return [], []
         ids, series, related, names = self.load(tenant, name, frequency)
         if not ids:
             raise Refusal(f"dataset {name} has no observations")
-        return [self.train(event, tenant, name, version, horizon, frequency, quantiles, ids, series, related, names, predictor_id)]
+        trained, writes = self.train(event, tenant, name, version, horizon, frequency, quantiles, ids, series, related, names, predictor_id)
+        return [trained], writes
 
     def load(self, tenant: str, name: str, frequency: str | None, names: list[str] | None = None):
         """The dataset's items, their series on the grid, and their related series
@@ -151,7 +154,8 @@ class TrainDeep:
             related.append(on_grid(index, np.array([o[2] for o in obs], np.float64).T.reshape(len(names), len(obs))))
         return ids, series, (related if names else None), names
 
-    def train(self, event, tenant, name, version, horizon, frequency, quantiles, ids, series, related, names, predictor_id) -> dict:
+    def train(self, event, tenant, name, version, horizon, frequency, quantiles, ids, series, related, names,
+              predictor_id) -> tuple[dict, list[dict]]:
         import jax
 
         from .model import DeepPredictor, default_lookback
@@ -194,7 +198,8 @@ class TrainDeep:
         predictor.related_names = names
         holdout = predictor.forecast(series, related, holdout=True)
         per_item, metrics = holdout_metrics(series, holdout, levels, horizon)
-        self.store(tenant, name, version, event["id"], predictor_id, ids, series, holdout, levels, per_item, metrics, predictor)
+        writes = predictor_writes(tenant, name, version, event["id"], predictor_id, ids, series, holdout, levels, per_item,
+                                  metrics, predictor)
         for k in range(opts.members):
             if os.path.exists(f"{checkpoint}.{k}"):
                 os.remove(f"{checkpoint}.{k}")
@@ -202,35 +207,37 @@ class TrainDeep:
                  "related": names,
                  "reason": "accuracy breached" if event.get("type") == "almanac.accuracy.breached" else "first data"}
         log(f"deep predictor {predictor_id} trained: holdout WAPE {metrics.get('WAPE')}")
-        return self.trained_event(name, predictor_id, version, len(ids), metrics, extra)
-
-    def store(self, tenant, name, version, event_id, predictor_id, ids, series, holdout, levels, per_item, metrics, predictor):
-        h = holdout.shape[1]
-        with self.psycopg.connect(self.url, application_name="almanac-train-deep") as conn, conn.transaction():
-            inserted = conn.execute("""
-                INSERT INTO predictors (id, tenant, dataset, dataset_version, kind, trigger_event, items, metrics)
-                VALUES (%s, %s, %s, %s, 'deep', %s, %s, %s::jsonb) ON CONFLICT DO NOTHING
-                """, (predictor_id, tenant, name, version, event_id, len(ids), json.dumps(metrics))).rowcount
-            if inserted == 0:
-                return
-            method = f"deep global (N-BEATS-style; {len(predictor.members)} member(s), lookback {predictor.cfg.lookback})"
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO predictor_items (predictor_id, item_id, members, combination, method, metrics) VALUES (%s, %s, %s, 'mean', %s, %s::jsonb)",
-                    [(predictor_id, item, ["deep"], method, json.dumps(per_item[i])) for i, item in enumerate(ids)])
-                cur.executemany(
-                    "INSERT INTO predictor_holdouts (predictor_id, item_id, actual, levels, quantiles) VALUES (%s, %s, %s, %s, %s)",
-                    [(predictor_id, item, [float(x) for x in series[i][-h:]], list(levels), holdout[i].astype(float).tolist())
-                     for i, item in enumerate(ids) if len(series[i]) > h])
-            conn.execute("INSERT INTO predictor_models (predictor_id, format, model) VALUES (%s, 'almanac-deep-npz-1', %s)",
-                         (predictor_id, predictor.to_bytes()))
-            conn.execute("DELETE FROM deep_training WHERE tenant = %s AND dataset = %s AND event_id = %s", (tenant, name, event_id))
+        return self.trained_event(name, predictor_id, version, len(ids), metrics, extra), writes
 
     @staticmethod
     def trained_event(name, predictor_id, version, items, metrics, extra) -> dict:
         data = {"dataset": name, "predictor_id": predictor_id, "dataset_version": version, "items": items,
                 "metrics": metrics if isinstance(metrics, dict) else json.loads(metrics), "kind": "deep", **extra}
         return {"type": "almanac.predictor.trained", "subject": name, "data": data}
+
+
+def predictor_writes(tenant, name, version, event_id, predictor_id, ids, series, holdout, levels, per_item, metrics,
+                     predictor) -> list[dict]:
+    """The rows that store a trained deep predictor, as the exec adapter's `write` entries:
+    the predictor, its items, their holdout forecasts and the network (bytea, base64), and
+    the end of the training's progress row. The SDK commits them with the event."""
+    h = holdout.shape[1]
+    method = f"deep global (N-BEATS-style; {len(predictor.members)} member(s), lookback {predictor.cfg.lookback})"
+    return [
+        {"insert": "predictors", "on_conflict": "nothing", "rows": [{
+            "id": predictor_id, "tenant": tenant, "dataset": name, "dataset_version": int(version), "kind": "deep",
+            "trigger_event": event_id, "items": len(ids), "metrics": metrics}]},
+        {"insert": "predictor_items", "on_conflict": "nothing", "rows": [{
+            "predictor_id": predictor_id, "item_id": item, "members": ["deep"], "combination": "mean", "method": method,
+            "metrics": per_item[i]} for i, item in enumerate(ids)]},
+        {"insert": "predictor_holdouts", "on_conflict": "nothing", "rows": [{
+            "predictor_id": predictor_id, "item_id": item, "actual": [float(x) for x in series[i][-h:]], "levels": list(levels),
+            "quantiles": holdout[i].astype(float).tolist()} for i, item in enumerate(ids) if len(series[i]) > h]},
+        {"insert": "predictor_models", "on_conflict": "nothing", "rows": [{
+            "predictor_id": predictor_id, "format": "almanac-deep-npz-1",
+            "model": {"$base64": base64.b64encode(predictor.to_bytes()).decode("ascii")}}]},
+        {"delete": "deep_training", "where": {"tenant": tenant, "dataset": name, "event_id": event_id}},
+    ]
 
 
 def forecast_stored(database_url: str, predictor_id: str, output: str) -> int:
@@ -302,7 +309,8 @@ def main() -> int:
             continue
         try:
             request = json.loads(line)
-            say({"ok": True, "emit": handler.handle(request["event"])})
+            emit, writes = handler.handle(request["event"])
+            say({"ok": True, "emit": emit, "write": writes})
         except Refusal as e:
             say({"ok": False, "error": str(e), "retriable": False})
         except Exception as e:  # noqa: BLE001 — any other failure is reported and retried

@@ -8,10 +8,40 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from almanac_deep.function import Refusal, holdout_metrics, regular_series, training_options  # noqa: E402
+from almanac_deep.function import Refusal, holdout_metrics, predictor_writes, regular_series, training_options  # noqa: E402
 
 
 class FunctionPartsTests(unittest.TestCase):
+    def test_a_trained_predictor_is_handed_back_as_writes_for_the_sdks_transaction(self):
+        class Net:
+            members = [object(), object()]
+
+            class cfg:  # noqa: N801 — the shape of NetworkConfig the writes read
+                lookback = 24
+
+            @staticmethod
+            def to_bytes():
+                return b"\x00npz\xff"
+
+        series = [np.array([1, 2, 3, 4], float), np.array([9], float)]
+        holdout = np.array([[[1, 2, 3], [2, 3, 4]], [[0, 0, 0], [0, 0, 0]]], float)
+        writes = predictor_writes("acme", "sales", 3, "ev-1", "pd-ev-1", ["A", "B"], series, holdout, (0.1, 0.5, 0.9),
+                                  [{"WAPE": 0.1}, {}], {"WAPE": 0.1}, Net)
+        self.assertEqual([w.get("insert") or ("delete " + w["delete"]) for w in writes],
+                         ["predictors", "predictor_items", "predictor_holdouts", "predictor_models", "delete deep_training"])
+        predictor = writes[0]["rows"][0]
+        self.assertEqual((predictor["id"], predictor["tenant"], predictor["dataset_version"], predictor["kind"]), ("pd-ev-1", "acme", 3, "deep"))
+        self.assertEqual(predictor["metrics"], {"WAPE": 0.1})
+        self.assertEqual([r["item_id"] for r in writes[1]["rows"]], ["A", "B"])
+        self.assertIn("2 member(s), lookback 24", writes[1]["rows"][0]["method"])
+        # Only an item longer than the horizon has a holdout: its last 2 values and [step][level] quantiles.
+        self.assertEqual(writes[2]["rows"], [{"predictor_id": "pd-ev-1", "item_id": "A", "actual": [3.0, 4.0], "levels": [0.1, 0.5, 0.9],
+                                              "quantiles": [[1.0, 2.0, 3.0], [2.0, 3.0, 4.0]]}])
+        import base64
+        self.assertEqual(base64.b64decode(writes[3]["rows"][0]["model"]["$base64"]), b"\x00npz\xff")
+        self.assertEqual(writes[4]["where"], {"tenant": "acme", "dataset": "sales", "event_id": "ev-1"})
+        self.assertTrue(all(w.get("on_conflict") == "nothing" for w in writes[:4]))
+
     def test_gaps_on_the_grid_become_zero(self):
         t = np.array([0, 3600, 3 * 3600, 4 * 3600], float)
         out = regular_series(t, np.array([1, 2, 4, 5], float), 3600)

@@ -1,5 +1,7 @@
 import AlmanacCore
-import AlmanacRuntime
+import AlmanacFunctions
+import AlmanacControlPlane
+import AlmanacAPI
 import ArgumentParser
 import Foundation
 

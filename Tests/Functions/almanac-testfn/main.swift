@@ -1,6 +1,6 @@
 import AlmanacCore
 import AlmanacPostgres
-import AlmanacRuntime
+import AlmanacFunctions
 import Foundation
 
 // A small function whose behaviour its manifest's environment chooses, to prove the
