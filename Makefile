@@ -36,7 +36,7 @@ test-console: deps
 
 unit: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --filter 'AlmanacCoreTests|LaunchPlannerTests'
+	$(SWIFT) test --skip-build --filter 'AlmanacCoreTests|AlmanacFunctionsTests|LaunchPlannerTests|PipelineEventTests'
 
 # Benchmarks run an optimised build; the last line printed is JSON.
 bench-router: deps

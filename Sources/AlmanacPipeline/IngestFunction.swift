@@ -59,9 +59,7 @@ public struct IngestFunction: EventHandler {
             try await ingest.discard(db: db)
             return reject(ingest, report, context)
         }
-        let current = try await db.query("SELECT coalesce(max(version), 0) AS v FROM dataset_versions WHERE tenant = $1 AND dataset = $2",
-                                          [dataset.tenant, dataset.name])
-        let version = try current[0].decode("v", as: Int.self) + (report.rowsChanged > 0 ? 1 : 0)
+        let version = try await DatasetSeries.latestVersion(of: dataset, in: db) + (report.rowsChanged > 0 ? 1 : 0)
         let staged = ingest
         context.write { tx in try await staged.promote(report: report, version: version, in: tx) }
         context.emit(DatasetImported(

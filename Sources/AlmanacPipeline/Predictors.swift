@@ -106,6 +106,12 @@ public struct Predictor: Sendable {
         return try await load(id: try r.decode("id"), in: db)
     }
 
+    /// The dataset version of the newest predictor of a kind, or nil when there is none.
+    public static func newestVersion(tenant: String, dataset: String, kind: PredictorKind, in db: PostgresConnection) async throws -> Int? {
+        try await db.query("SELECT max(dataset_version) AS v FROM predictors WHERE tenant = $1 AND dataset = $2 AND kind = $3",
+                           [tenant, dataset, kind.rawValue]).first?.decodeIfPresent("v", as: Int.self)
+    }
+
     /// A stored predictor by id, or nil.
     public static func load(id: String, in db: PostgresConnection) async throws -> Predictor? {
         let rows = try await db.query("SELECT tenant, dataset, dataset_version, kind, metrics::text AS metrics FROM predictors WHERE id = $1", [id])

@@ -31,15 +31,12 @@ public struct TrainFunction: FunctionHandler {
             return
         }
         let version = try await DatasetSeries.latestVersion(of: dataset, in: db)
-        let existing = try await db.query("""
-            SELECT id, dataset_version FROM predictors WHERE tenant = $1 AND dataset = $2 AND kind = 'statistical'
-            ORDER BY dataset_version DESC LIMIT 1
-            """, [dataset.tenant, dataset.name])
-        if !breached, !existing.isEmpty {
+        let newest = try await Predictor.newestVersion(tenant: dataset.tenant, dataset: dataset.name, kind: .statistical, in: db)
+        if !breached, newest != nil {
             context.logger.info("predictor exists; the forecast function forecasts with it", metadata: ["dataset": "\(name)"])
             return
         }
-        if let r = existing.first, try r.decode("dataset_version", as: Int.self) >= version {
+        if let newest, newest >= version {
             context.logger.info("a predictor for the latest version exists; request superseded",
                                 metadata: ["dataset": "\(name)", "version": "\(version)"])
             return
@@ -47,20 +44,16 @@ public struct TrainFunction: FunctionHandler {
         let data = try await DatasetSeries.load(dataset, from: db)
         guard !data.series.isEmpty else { throw FunctionError("dataset \(name) has no observations", retriable: false) }
         let started = Date()
-        try await db.execute("""
-            INSERT INTO training_progress (tenant, dataset, event_id, done, total, started_at) VALUES ($1, $2, $3, 0, $4, $5)
-            ON CONFLICT (tenant, dataset) DO UPDATE SET event_id = $3, done = 0, total = $4, started_at = $5, updated_at = now()
-            """, [dataset.tenant, dataset.name, event.id, data.series.count, started])
-        let reporter = ProgressReporter(dataset: dataset, eventID: event.id, databaseURL: ProcessInfo.processInfo.environment["DATABASE_URL"],
-                                        logger: context.logger)
+        try await TrainingBoard.started(tenant: dataset.tenant, dataset: dataset.name, eventID: event.id, total: data.series.count,
+                                        at: started, in: db)
+        let reporter = ProgressReporter(dataset: dataset, eventID: event.id, database: db, logger: context.logger)
         let predictor = await Predictor.train(id: "pr-" + event.id, dataset: dataset, data: data) { done, total in
             reporter.update(done: done, total: total)
         }
         await reporter.finish()
         context.write { tx in
             try await predictor.save(trigger: event.id, in: tx)
-            try await tx.execute("DELETE FROM training_progress WHERE tenant = $1 AND dataset = $2 AND event_id = $3",
-                                 [dataset.tenant, dataset.name, event.id])
+            try await TrainingBoard.finished(tenant: dataset.tenant, dataset: dataset.name, eventID: event.id, in: tx)
         }
         context.emit(PredictorTrained(dataset: dataset.name, predictorID: predictor.id, datasetVersion: data.version,
                                       items: predictor.items.count, metrics: predictor.metrics,
@@ -73,19 +66,20 @@ public struct TrainFunction: FunctionHandler {
     }
 }
 
-/// Logs training progress and writes it to `training_progress` about once a second.
+/// Logs training progress and writes it to `training_progress` about once a second, through
+/// the handler's own connection (`context.database`; its statements are serialised, and each
+/// progress row commits on its own: progress is not an effect of the event).
 final class ProgressReporter: @unchecked Sendable {
     private let lock = NSLock()
-    private var last = Date.distantPast
     private var pending: (Int, Int)?
     private var task: Task<Void, Never>?
-    let dataset: Dataset, eventID: String, databaseURL: String?
+    let dataset: Dataset, eventID: String, database: PostgresConnection
     let logger: Logger
 
-    init(dataset: Dataset, eventID: String, databaseURL: String?, logger: Logger) {
+    init(dataset: Dataset, eventID: String, database: PostgresConnection, logger: Logger) {
         self.dataset = dataset
         self.eventID = eventID
-        self.databaseURL = databaseURL
+        self.database = database
         self.logger = logger
         task = Task { [weak self] in await self?.loop() }
     }
@@ -95,15 +89,13 @@ final class ProgressReporter: @unchecked Sendable {
     }
 
     private func loop() async {
-        guard let url = databaseURL, let db = try? await PostgresConnection.connect(url: url, applicationName: "almanac-train-progress") else { return }
+        let db = database
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             guard let (done, total) = lock.withLock({ () -> (Int, Int)? in defer { pending = nil }; return pending }) else { continue }
             logger.info("training", metadata: ["dataset": "\(dataset.name)", "items_done": "\(done)", "items_total": "\(total)"])
-            _ = try? await db.execute("UPDATE training_progress SET done = $3, updated_at = now() WHERE tenant = $1 AND dataset = $2",
-                                      [dataset.tenant, dataset.name, done])
+            try? await TrainingBoard.progressed(tenant: dataset.tenant, dataset: dataset.name, done: done, in: db)
         }
-        await db.close()
     }
 
     func finish() async {

@@ -38,6 +38,25 @@ public enum TrainingBoard {
         public var started: String, updated: String
     }
 
+    /// Records that the train function started training `total` items for an event.
+    public static func started(tenant: String, dataset: String, eventID: String, total: Int, at: Date, in db: PostgresConnection) async throws {
+        try await db.execute("""
+            INSERT INTO training_progress (tenant, dataset, event_id, done, total, started_at) VALUES ($1, $2, $3, 0, $4, $5)
+            ON CONFLICT (tenant, dataset) DO UPDATE SET event_id = $3, done = 0, total = $4, started_at = $5, updated_at = now()
+            """, [tenant, dataset, eventID, total, at])
+    }
+
+    /// Records items done so far.
+    public static func progressed(tenant: String, dataset: String, done: Int, in db: PostgresConnection) async throws {
+        try await db.execute("UPDATE training_progress SET done = $3, updated_at = now() WHERE tenant = $1 AND dataset = $2",
+                             [tenant, dataset, done])
+    }
+
+    /// Ends the event's progress row (in the commit transaction that stores the predictor).
+    public static func finished(tenant: String, dataset: String, eventID: String, in tx: any PostgresExecutor) async throws {
+        try await tx.exec("DELETE FROM training_progress WHERE tenant = $1 AND dataset = $2 AND event_id = $3", [tenant, dataset, eventID])
+    }
+
     /// Statistical trainings in progress, oldest first.
     public static func statistical(in db: PostgresConnection) async throws -> [Statistical] {
         try await db.query("""

@@ -46,6 +46,9 @@ import Testing
         // Scale to zero: the instance exits after its idle timeout and the launcher reaps it.
         #expect(try await d.waitForLauncher { $0.instances.isEmpty })
         #expect(d.log("napper").contains("idle, exiting"))
+        // Idle is a clean exit (status 0), not a crash the launcher would back off from.
+        #expect(try await d.count("SELECT count(*) AS n FROM function_crashes WHERE function = 'napper'") == 0)
+        #expect(d.log("napper").contains(#""reason":"idle""#))
         try await d.publish(testEvent("test.nap", n: 2))
         #expect(try await d.waitForCount("SELECT count(*) AS n FROM test_effects", atLeast: 2) == 2)
         let instances = try await d.db.query("SELECT DISTINCT instance FROM test_effects")

@@ -60,8 +60,9 @@ public enum FunctionMain {
             }
             // Listed after the watch: a group stops its services in reverse order, so the watch
             // still runs while the instance finishes its event in hand.
+            // Idle, the instance returns: the group then shuts down (the watch too) and the process exits 0.
             services.append(.init(service: FunctionInstance(manifest: manifest, handler: handler, environment: env, logger: logger),
-                                  serviceName: manifest.name))
+                                  successTerminationBehavior: .gracefullyShutdownGroup, serviceName: manifest.name))
             let group = ServiceGroup(configuration: ServiceGroupConfiguration(
                 services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
