@@ -25,20 +25,15 @@ public struct ExportFunction: EventHandler {
         // The forecast is looked up within the event's tenant: another tenant's forecast id is
         // "not stored" here, and the folder is named by what Postgres holds, not by the event.
         let tenant = event.tenant
-        let head = try await db.query("""
-            SELECT dataset, array_to_string(quantiles, ',') AS q, created_at FROM forecasts WHERE tenant = $1 AND id = $2
-            """, [tenant, id])
-        guard let f = head.first else {
+        guard let f = try await ForecastStore.head(tenant: tenant, id: id, in: db) else {
             throw FunctionError("forecast \(EventLimits.quoted(id)) is not stored for tenant \(tenant)", retriable: false)
         }
-        let name: String = try f.decode("dataset")
+        let name = f.dataset
         guard named == name else {
             throw FunctionError("forecast \(id) is of dataset \(name), not \(EventLimits.quoted(named)) as the event says", retriable: false)
         }
-        let levels = (f.text("q") ?? "").split(separator: ",").compactMap { Double($0) }
-        let points = try await db.query("""
-            SELECT item_id, ts, mean, array_to_string(q, ',') AS q FROM forecast_points WHERE forecast_id = $1 ORDER BY item_id, ts
-            """, [id])
+        let levels = f.levels
+        let byItem = try await ForecastStore.steps(of: id, in: db)
 
         // The CSV, written whole to a temporary name and renamed.
         let dir: URL
@@ -47,14 +42,10 @@ public struct ExportFunction: EventHandler {
         }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var csv = "item_id,date," + levels.map(ForecastEngine.columnName(for:)).joined(separator: ",") + "\n"
-        var byItem: [(String, [(Date, [Double])])] = []
-        for p in points {
-            let item = p.text("item_id") ?? ""
-            let ts: Date = try p.decode("ts")
-            let q = (p.text("q") ?? "").split(separator: ",").compactMap { Double($0) }
-            csv += CSVField.quote(item) + "," + RFC3339.format(ts) + "," + q.map { String($0) }.joined(separator: ",") + "\n"
-            if byItem.last?.0 != item { byItem.append((item, [])) }
-            byItem[byItem.count - 1].1.append((ts, q))
+        for (item, steps) in byItem {
+            for step in steps {
+                csv += CSVField.quote(item) + "," + RFC3339.format(step.ts) + "," + step.quantiles.map { String($0) }.joined(separator: ",") + "\n"
+            }
         }
         let csvURL = dir.appendingPathComponent("\(id).csv")
         try write(csv, to: csvURL)
@@ -63,34 +54,19 @@ public struct ExportFunction: EventHandler {
         // The chart: the last history points of the first items.
         var panels: [ForecastChart.Panel] = []
         for (item, steps) in byItem.prefix(chartItems) {
-            let history = try await db.query("""
-                SELECT ts, value FROM (SELECT ts, value FROM dataset_observations($1, $2, $3)
-                ORDER BY ts DESC LIMIT $4) h ORDER BY ts
-                """, [tenant, name, item, max(24, steps.count * 3)])
-            panels.append(ForecastChart.Panel(item: item, history: try history.map { (try $0.decode("ts"), try $0.decode("value")) },
-                                              steps: steps, levels: levels))
+            let history = try await ForecastStore.history(tenant: tenant, dataset: name, item: item, last: max(24, steps.count * 3), in: db)
+            panels.append(ForecastChart.Panel(item: item, history: history, steps: steps.map { ($0.ts, $0.quantiles) }, levels: levels))
         }
         let chartURL = dir.appendingPathComponent("\(id).svg")
         let chart = ForecastChart.svg(title: "\(name) — forecast \(id)", panels: panels)
         try write(chart, to: chartURL)
         try write(chart, to: dir.appendingPathComponent("latest.svg"))
 
-        let createdAt: Date = try f.decode("created_at")
-        context.write { tx in
-            // A forecast older than the one in the table (a late redelivery) does not replace it.
-            let newer = try await tx.query("""
-                SELECT 1 FROM latest_forecasts l JOIN forecasts f ON f.id = l.forecast_id
-                WHERE l.tenant = $1 AND l.dataset = $2 AND f.created_at > $3 LIMIT 1
-                """, [tenant, name, createdAt])
-            guard newer.isEmpty else { return }
-            try await tx.execute("DELETE FROM latest_forecasts WHERE tenant = $1 AND dataset = $2", [tenant, name])
-            try await tx.execute("""
-                INSERT INTO latest_forecasts (tenant, dataset, item_id, ts, forecast_id, quantiles, q, mean)
-                SELECT $1, $2, p.item_id, p.ts, p.forecast_id, f.quantiles, p.q, p.mean
-                FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id WHERE p.forecast_id = $3
-                """, [tenant, name, id])
+        let createdAt = f.createdAt
+        context.write("latest_forecasts of \(name) ← \(id)") { tx in
+            try await ForecastStore.publishLatest(tenant: tenant, dataset: name, id: id, createdAt: createdAt, in: tx)
         }
-        context.emit(ForecastExported(dataset: name, forecastID: id, rows: points.count, csv: csvURL.path, chart: chartURL.path),
+        context.emit(ForecastExported(dataset: name, forecastID: id, rows: byItem.reduce(0) { $0 + $1.steps.count }, csv: csvURL.path, chart: chartURL.path),
                      subject: name)
         context.logger.info("forecast exported", metadata: ["dataset": "\(name)", "forecast": "\(id)", "csv": "\(csvURL.path)"])
     }

@@ -21,34 +21,24 @@ public struct MonitorFunction: EventHandler {
             throw FunctionError("dataset \(name) does not exist for tenant \(event.tenant)", retriable: false)
         }
         let version = imported.version
-        let live = try await db.query("""
-            SELECT f.id, f.breached_at IS NOT NULL AS breached, array_to_string(f.quantiles, ',') AS q, coalesce(f.backtest_wape::text, p.metrics->>'WAPE') AS backtest_wape
-            FROM forecasts f JOIN predictors p ON p.id = f.predictor_id
-            WHERE f.tenant = $1 AND f.dataset = $2 AND f.dataset_version < $3 ORDER BY f.created_at DESC, f.id DESC LIMIT 1
-            """, [dataset.tenant, dataset.name, version])
-        guard let f = live.first else {
+        guard let f = try await ForecastStore.live(tenant: dataset.tenant, dataset: dataset.name, before: version, in: db) else {
             context.logger.info("no earlier forecast to measure", metadata: ["dataset": "\(name)"])
             return
         }
-        let forecastID: String = try f.decode("id")
-        let levels = (f.text("q") ?? "").split(separator: ",").compactMap { Double($0) }
+        let forecastID = f.id, levels = f.levels
         let (score, points) = try await measure(forecastID: forecastID, levels: levels, dataset: dataset, db: db)
         guard points > 0 else {
             context.logger.info("new actuals do not overlap the live forecast", metadata: ["dataset": "\(name)", "forecast": "\(forecastID)"])
             return
         }
         let wape = score.value("WAPE") ?? .nan, mase = score.value("MASE") ?? .nan, wql = score.value("avg_wQL") ?? .nan
-        let backtestWAPE = f.text("backtest_wape").flatMap(Double.init)
-        let bound = dataset.retrainWAPE ?? (backtestWAPE ?? .infinity) * dataset.retrainFactor
+        let bound = dataset.retrainWAPE ?? (f.backtestWAPE ?? .infinity) * dataset.retrainFactor
         let breached = wape.isFinite && wape > bound
-        let first = breached && f.text("breached") != "t"
-        context.write { tx in
-            try await tx.execute("""
-                INSERT INTO accuracy_measurements (tenant, dataset, forecast_id, dataset_version, points, wape, mase, wql, bound, breached)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (forecast_id, dataset_version) DO NOTHING
-                """, [dataset.tenant, dataset.name, forecastID, version, points, finite(wape), finite(mase), finite(wql),
-                      bound.isFinite ? bound : 1e300, breached])
-            if first { try await tx.execute("UPDATE forecasts SET breached_at = now() WHERE id = $1 AND breached_at IS NULL", [forecastID]) }
+        let first = breached && !f.breached
+        let measurement = ForecastStore.Measurement(tenant: dataset.tenant, dataset: dataset.name, forecastID: forecastID, version: version,
+                                                    points: points, wape: wape, mase: mase, wql: wql, bound: bound, breached: breached)
+        context.write("accuracy of \(forecastID) on version \(version)") { tx in
+            try await ForecastStore.record(measurement, firstBreach: first, in: tx)
         }
         if first {
             context.emit(AccuracyBreached(dataset: name, forecastID: forecastID, datasetVersion: version, points: points, bound: bound,
@@ -61,23 +51,15 @@ public struct MonitorFunction: EventHandler {
         }
     }
 
-    func finite(_ v: Double) -> Double? { v.isFinite ? v : nil }
-
     /// Scores the stored forecast on the actuals that overlap it, with the library's
     /// `BacktestScore`: WAPE of the p50, mean wQL, and MASE per item against its seasonal-naive
     /// scale on the history before the forecast.
     /// - Returns: the score and how many points were scored.
     func measure(forecastID: String, levels: [Double], dataset: Dataset, db: PostgresConnection) async throws -> (BacktestScore, Int) {
         let data = try await DatasetSeries.load(dataset, from: db)
-        let rows = try await db.query("""
-            SELECT item_id, extract(epoch FROM ts)::float8 AS t, array_to_string(q, ',') AS q FROM forecast_points
-            WHERE forecast_id = $1 ORDER BY item_id, ts
-            """, [forecastID])
         var steps: [String: [(Date, [Double])]] = [:]
-        for r in rows {
-            let q = (r.text("q") ?? "").split(separator: ",").compactMap { Double($0) }
-            guard q.count == levels.count else { continue }
-            steps[r.text("item_id") ?? "", default: []].append((Date(timeIntervalSince1970: try r.decode("t")), q))
+        for (item, itemSteps) in try await ForecastStore.steps(of: forecastID, in: db) {
+            steps[item] = itemSteps.filter { $0.quantiles.count == levels.count }.map { ($0.ts, $0.quantiles) }
         }
         var score = BacktestScore(levels: levels)
         var points = 0

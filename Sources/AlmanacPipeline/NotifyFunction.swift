@@ -35,12 +35,9 @@ public struct NotifyFunction: FunctionHandler {
         let body = event.structuredJSON().serialized()
         for endpoint in try await Webhooks.endpoints(tenant: event.tenant, in: db) where endpoint.wants(event.type) {
             let webhookID = "msg_" + FNV1a.hex(endpoint.id + "/" + event.id)
-            try await db.execute("""
-                INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, webhook_id, body) VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (endpoint_id, event_id) DO NOTHING
-                """, [endpoint.id, event.id, event.type, webhookID, body])
-            let row = try await db.query("SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 AND event_id = $2", [endpoint.id, event.id])
-            try await deliver(try row[0].decode("id"), context: context)
+            let id = try await WebhookDeliveries.open(endpointID: endpoint.id, eventID: event.id, eventType: event.type, webhookID: webhookID,
+                                                      body: body, in: db)
+            try await deliver(id, context: context)
         }
     }
 
@@ -49,32 +46,27 @@ public struct NotifyFunction: FunctionHandler {
     ///   other attempt (a stale duplicate, or a forged one) is ignored, so it spends nothing.
     func deliver(_ id: Int, context: FunctionContext, asAttempt: Int? = nil) async throws {
         let db = try context.database
-        let rows = try await db.query("""
-            SELECT d.webhook_id, d.body, d.state, d.attempts, d.redeliveries, e.id AS endpoint, e.url, e.secret, e.allow_private, e.disabled_at IS NOT NULL AS disabled, e.deleted_at IS NOT NULL AS deleted,
-                   CASE WHEN e.previous_until > now() THEN e.previous_secret END AS previous_secret
-            FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1 AND e.tenant = $2
-            """, [id, context.event.tenant])
-        guard let d = rows.first, d.text("state") == "pending" else { return }
-        if let asAttempt, asAttempt != (try d.decode("attempts", as: Int.self)) + 1 {
+        guard let d = try await WebhookDeliveries.find(id, tenant: context.event.tenant, in: db), d.state == "pending" else { return }
+        if let asAttempt, asAttempt != d.attempts + 1 {
             context.logger.info("webhook retry ignored: not the attempt due", metadata: ["delivery": "\(id)", "attempt": "\(asAttempt)"])
             return
         }
-        guard d.text("disabled") != "t", d.text("deleted") != "t" else {
-            try await db.execute("UPDATE webhook_deliveries SET state = 'failed', last_error = 'endpoint disabled or deleted' WHERE id = $1", [id])
+        guard !d.endpointGone else {
+            try await WebhookDeliveries.failForGoneEndpoint(id, in: db)
             return
         }
-        let webhookID: String = try d.decode("webhook_id"), url: String = try d.decode("url")
+        let webhookID = d.webhookID, url = d.url
         // During a secret rotation's overlap, the previous secret signs too.
-        let secrets = [try d.decode("secret", as: String.self)] + [d.text("previous_secret")].compactMap { $0 }
-        let body = Data(try d.decode("body", as: String.self).utf8)
-        let attempt = try d.decode("attempts", as: Int.self) + 1
+        let secrets = [d.secret] + [d.previousSecret].compactMap { $0 }
+        let body = Data(d.body.utf8)
+        let attempt = d.attempts + 1
         // A redelivery asked for during this attempt keeps the delivery pending for its retry event.
-        let asked = try d.decode("redeliveries", as: Int.self)
+        let asked = d.redeliveries
         let timestamp = Int(Date().timeIntervalSince1970)
         var status: Int?, failure: String?, retryAfter: Double?
         let started = ContinuousClock.now
         do {
-            let pins = try Webhooks.checkURL(url, allowPrivate: try d.decode("allow_private"))
+            let pins = try Webhooks.checkURL(url, allowPrivate: d.allowPrivate)
             let response = try await client.send(HTTPClientRequest(method: "POST", url: url, headers: [
                 ("Content-Type", "application/json"), ("User-Agent", "almanac-webhooks/1"),
                 ("webhook-id", webhookID), ("webhook-timestamp", String(timestamp)),
@@ -92,29 +84,20 @@ public struct NotifyFunction: FunctionHandler {
             failure = "\(error)"
         }
         let ms = Int((ContinuousClock.now - started) / .milliseconds(1))
-        try await db.execute("INSERT INTO webhook_attempts (delivery_id, attempt, status, error, duration_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                             [id, attempt, status == 0 ? nil : status, failure, ms])
+        try await WebhookDeliveries.recordAttempt(id, attempt: attempt, status: status == 0 ? nil : status, error: failure, milliseconds: ms, in: db)
         let meta: Logger.Metadata = ["delivery": "\(id)", "webhook_id": "\(webhookID)", "attempt": "\(attempt)", "status": "\(status ?? -1)"]
         if let s = status, (200..<300).contains(s) {
-            try await db.execute("""
-                UPDATE webhook_deliveries SET state = CASE WHEN redeliveries > $4 THEN 'pending' ELSE 'delivered' END,
-                    attempts = $2, last_status = $3, last_error = NULL, delivered_at = now() WHERE id = $1
-                """, [id, attempt, s, asked])
+            try await WebhookDeliveries.delivered(id, attempt: attempt, status: s, askedBefore: asked, in: db)
             context.logger.info("webhook delivered", metadata: meta)
         } else if status != 0, RetrySchedule.isRetriable(status: status), let delay = schedule.delay(after: attempt, retryAfter: retryAfter) {
             let next = Date().addingTimeInterval(delay)
-            try await db.execute("UPDATE webhook_deliveries SET attempts = $2, last_status = $3, last_error = $4, next_attempt_at = $5 WHERE id = $1",
-                                 [id, attempt, status, failure, next])
+            try await WebhookDeliveries.retrying(id, attempt: attempt, status: status, error: failure, next: next, in: db)
             context.emit(WebhookRetry(deliveryID: id, attempt: attempt + 1), at: next)
             context.logger.warning("webhook attempt failed; will retry", metadata: meta.merging(["error": "\(failure ?? "")", "retry_in_s": "\(delay.rounded())"]) { a, _ in a })
         } else {
-            try await db.execute("""
-                UPDATE webhook_deliveries SET state = CASE WHEN redeliveries > $5 THEN 'pending' ELSE 'failed' END,
-                    attempts = $2, last_status = $3, last_error = $4 WHERE id = $1
-                """, [id, attempt, status == 0 ? nil : status, failure, asked])
+            try await WebhookDeliveries.failed(id, attempt: attempt, status: status == 0 ? nil : status, error: failure, askedBefore: asked, in: db)
             if status == 410 {
-                try await db.execute("UPDATE webhook_endpoints SET disabled_at = now(), disabled_why = 'receiver answered 410 Gone' WHERE id = $1",
-                                     [try d.decode("endpoint", as: String.self)])
+                try await WebhookDeliveries.disableEndpoint(d.endpointID, why: "receiver answered 410 Gone", in: db)
             }
             context.logger.warning("webhook delivery failed", metadata: meta.merging(["error": "\(failure ?? "")"]) { a, _ in a })
         }

@@ -1,0 +1,119 @@
+import AlmanacPostgres
+import Foundation
+
+/// Stored forecasts (`forecasts`, `forecast_points`), the latest-forecast table business
+/// systems read (`latest_forecasts`) and the accuracy measured against later actuals
+/// (`accuracy_measurements`). Every lookup is within a tenant.
+public enum ForecastStore {
+    /// A stored forecast's head.
+    public struct Head: Sendable, Equatable {
+        /// Its id.
+        public var id: String
+        /// The dataset.
+        public var dataset: String
+        /// Its quantile levels.
+        public var levels: [Double]
+        /// When it was made.
+        public var createdAt: Date
+        /// Whether new actuals broke its accuracy bound before.
+        public var breached: Bool
+        /// Its holdout WAPE (the champion's, else its predictor's), the monitor's reference.
+        public var backtestWAPE: Double?
+    }
+
+    /// One step of one item.
+    public struct Step: Sendable, Equatable {
+        /// The timestamp.
+        public var ts: Date
+        /// The quantiles, in the forecast's level order.
+        public var quantiles: [Double]
+    }
+
+    /// The tenant's forecast `id`, or nil when it has none of that id.
+    public static func head(tenant: String, id: String, in db: PostgresConnection) async throws -> Head? {
+        try await heads("f.tenant = $1 AND f.id = $2", [tenant, id], in: db).first
+    }
+
+    /// The newest forecast of a dataset made before dataset version `version` (the one new actuals measure).
+    public static func live(tenant: String, dataset: String, before version: Int, in db: PostgresConnection) async throws -> Head? {
+        try await heads("f.tenant = $1 AND f.dataset = $2 AND f.dataset_version < $3 ORDER BY f.created_at DESC, f.id DESC LIMIT 1",
+                        [tenant, dataset, version], in: db).first
+    }
+
+    private static func heads(_ condition: String, _ parameters: [(any PostgresEncodable)?], in db: PostgresConnection) async throws -> [Head] {
+        try await db.query("""
+            SELECT f.id, f.dataset, array_to_string(f.quantiles, ',') AS q, f.created_at, f.breached_at IS NOT NULL AS breached,
+                   coalesce(f.backtest_wape::text, p.metrics->>'WAPE') AS backtest_wape
+            FROM forecasts f LEFT JOIN predictors p ON p.id = f.predictor_id WHERE \(condition)
+            """, parameters).map { r in
+            Head(id: try r.decode("id"), dataset: try r.decode("dataset"), levels: numbers(r.text("q")), createdAt: try r.decode("created_at"),
+                 breached: try r.decode("breached"), backtestWAPE: r.text("backtest_wape").flatMap(Double.init))
+        }
+    }
+
+    /// A forecast's steps per item, items and steps in order.
+    public static func steps(of forecastID: String, in db: PostgresConnection) async throws -> [(item: String, steps: [Step])] {
+        var out: [(item: String, steps: [Step])] = []
+        for r in try await db.query("""
+            SELECT item_id, ts, array_to_string(q, ',') AS q FROM forecast_points WHERE forecast_id = $1 ORDER BY item_id, ts
+            """, [forecastID]) {
+            let item: String = try r.decode("item_id")
+            if out.last?.item != item { out.append((item, [])) }
+            out[out.count - 1].steps.append(Step(ts: try r.decode("ts"), quantiles: numbers(r.text("q"))))
+        }
+        return out
+    }
+
+    /// The last `count` observations of an item of the dataset's latest version, oldest first.
+    public static func history(tenant: String, dataset: String, item: String, last count: Int,
+                               in db: PostgresConnection) async throws -> [(Date, Double)] {
+        try await db.query("""
+            SELECT ts, value FROM (SELECT ts, value FROM dataset_observations($1, $2, $3) ORDER BY ts DESC LIMIT $4) h ORDER BY ts
+            """, [tenant, dataset, item, count]).map { (try $0.decode("ts"), try $0.decode("value")) }
+    }
+
+    /// Makes forecast `id` the dataset's row set in `latest_forecasts`, unless a newer forecast is there already.
+    public static func publishLatest(tenant: String, dataset: String, id: String, createdAt: Date, in tx: PostgresTransaction) async throws {
+        // A forecast older than the one in the table (a late redelivery) does not replace it.
+        let newer = try await tx.query("""
+            SELECT 1 FROM latest_forecasts l JOIN forecasts f ON f.id = l.forecast_id
+            WHERE l.tenant = $1 AND l.dataset = $2 AND f.created_at > $3 LIMIT 1
+            """, [tenant, dataset, createdAt])
+        guard newer.isEmpty else { return }
+        try await tx.execute("DELETE FROM latest_forecasts WHERE tenant = $1 AND dataset = $2", [tenant, dataset])
+        try await tx.execute("""
+            INSERT INTO latest_forecasts (tenant, dataset, item_id, ts, forecast_id, quantiles, q, mean)
+            SELECT $1, $2, p.item_id, p.ts, p.forecast_id, f.quantiles, p.q, p.mean
+            FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id WHERE p.forecast_id = $3
+            """, [tenant, dataset, id])
+    }
+
+    /// One measurement of a forecast against the actuals of dataset version `version`.
+    public struct Measurement: Sendable {
+        /// The tenant, dataset and forecast.
+        public var tenant: String, dataset: String, forecastID: String
+        /// The version whose actuals were scored, and how many points.
+        public var version: Int, points: Int
+        /// The scores (non-finite ones are stored as null).
+        public var wape: Double, mase: Double, wql: Double
+        /// The bound (infinite: none) and whether the WAPE broke it.
+        public var bound: Double, breached: Bool
+    }
+
+    /// Records a measurement once per forecast and version; the first breach marks the forecast.
+    public static func record(_ m: Measurement, firstBreach: Bool, in tx: PostgresTransaction) async throws {
+        func finite(_ v: Double) -> Double? { v.isFinite ? v : nil }
+        try await tx.execute("""
+            INSERT INTO accuracy_measurements (tenant, dataset, forecast_id, dataset_version, points, wape, mase, wql, bound, breached)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (forecast_id, dataset_version) DO NOTHING
+            """, [m.tenant, m.dataset, m.forecastID, m.version, m.points, finite(m.wape), finite(m.mase), finite(m.wql),
+                  m.bound.isFinite ? m.bound : 1e300, m.breached])
+        if firstBreach {
+            try await tx.execute("UPDATE forecasts SET breached_at = now() WHERE id = $1 AND breached_at IS NULL", [m.forecastID])
+        }
+    }
+
+    private static func numbers(_ text: String?) -> [Double] {
+        (text ?? "").split(separator: ",").compactMap { Double($0) }
+    }
+}
