@@ -126,8 +126,8 @@ public enum DatasetStore {
             let batches = try await tx.query("SELECT batch FROM observation_batches WHERE tenant = $1 AND dataset = $2", [tenant, name])
                 .map { try $0.decode("batch", as: Int64.self) }
             if !batches.isEmpty { try await tx.execute("DELETE FROM observation_rows WHERE batch = ANY($1::bigint[])", [batches]) }
-            for table in ["observation_batches", "latest_forecasts", "accuracy_measurements", "forecasts", "predictors", "training_progress",
-                          "deep_training", "dataset_versions", "ingest_reports"] {
+            for table in ["observation_batches", "latest_forecasts", "accuracy_measurements", "forecasts", "predictors",
+                          "dataset_versions", "ingest_reports"] {
                 try await tx.execute("DELETE FROM \(table) WHERE tenant = $1 AND dataset = $2", [tenant, name])
             }
             try await tx.execute("DELETE FROM datasets WHERE tenant = $1 AND name = $2", [tenant, name])

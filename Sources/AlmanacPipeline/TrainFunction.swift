@@ -11,8 +11,8 @@ import Logging
 ///
 /// One training per dataset at a time (the function's concurrency is 1, and a request finds
 /// the work already done when a predictor exists for the latest version: a newer request
-/// supersedes older queued ones). Progress (items done / total) goes to the log and to
-/// `training_progress`, which `almanac status` shows.
+/// supersedes older queued ones). Progress (items done / total) is reported through
+/// `context.progress`: the log and `almanac status` show it.
 public struct TrainFunction: FunctionHandler {
     /// Makes the handler.
     public init() {}
@@ -44,17 +44,11 @@ public struct TrainFunction: FunctionHandler {
         let data = try await DatasetSeries.load(dataset, from: db)
         guard !data.series.isEmpty else { throw FunctionError("dataset \(name) has no observations", retriable: false) }
         let started = Date()
-        try await TrainingBoard.started(tenant: dataset.tenant, dataset: dataset.name, eventID: event.id, total: data.series.count,
-                                        at: started, in: db)
-        let reporter = ProgressReporter(dataset: dataset, eventID: event.id, database: db, logger: context.logger)
+        context.progress(["dataset": .string(dataset.name), "items_done": 0, "items_total": .number(Double(data.series.count))])
         let predictor = await Predictor.train(id: "pr-" + event.id, dataset: dataset, data: data) { done, total in
-            reporter.update(done: done, total: total)
+            context.progress(["dataset": .string(dataset.name), "items_done": .number(Double(done)), "items_total": .number(Double(total))])
         }
-        await reporter.finish()
-        context.write { tx in
-            try await predictor.save(trigger: event.id, in: tx)
-            try await TrainingBoard.finished(tenant: dataset.tenant, dataset: dataset.name, eventID: event.id, in: tx)
-        }
+        context.write("predictor \(predictor.id)") { tx in try await predictor.save(trigger: event.id, in: tx) }
         context.emit(PredictorTrained(dataset: dataset.name, predictorID: predictor.id, datasetVersion: data.version,
                                       items: predictor.items.count, metrics: predictor.metrics,
                                       seconds: (Date().timeIntervalSince(started) * 10).rounded() / 10,
@@ -63,43 +57,5 @@ public struct TrainFunction: FunctionHandler {
         context.logger.info("predictor trained", metadata: [
             "dataset": "\(name)", "items": "\(predictor.items.count)", "wape": "\(predictor.metrics["WAPE"] ?? .nan)",
         ])
-    }
-}
-
-/// Logs training progress and writes it to `training_progress` about once a second, through
-/// the handler's own connection (`context.database`; its statements are serialised, and each
-/// progress row commits on its own: progress is not an effect of the event).
-final class ProgressReporter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var pending: (Int, Int)?
-    private var task: Task<Void, Never>?
-    let dataset: Dataset, eventID: String, database: PostgresConnection
-    let logger: Logger
-
-    init(dataset: Dataset, eventID: String, database: PostgresConnection, logger: Logger) {
-        self.dataset = dataset
-        self.eventID = eventID
-        self.database = database
-        self.logger = logger
-        task = Task { [weak self] in await self?.loop() }
-    }
-
-    func update(done: Int, total: Int) {
-        lock.withLock { pending = (done, total) }
-    }
-
-    private func loop() async {
-        let db = database
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
-            guard let (done, total) = lock.withLock({ () -> (Int, Int)? in defer { pending = nil }; return pending }) else { continue }
-            logger.info("training", metadata: ["dataset": "\(dataset.name)", "items_done": "\(done)", "items_total": "\(total)"])
-            try? await TrainingBoard.progressed(tenant: dataset.tenant, dataset: dataset.name, done: done, in: db)
-        }
-    }
-
-    func finish() async {
-        task?.cancel()
-        await task?.value
     }
 }

@@ -1,6 +1,5 @@
 import AlmanacCore
 import AlmanacKafka
-import AlmanacPipeline
 import AlmanacPostgres
 import AlmanacFunctions
 import AlmanacControlPlane
@@ -98,19 +97,11 @@ struct Status: AsyncParsableCommand {
         if queue.isEmpty { print("empty") } else {
             print(table(["function", "waiting since", "lag"], queue.map { [$0.function, $0.waitingSince, "\($0.lag)"] }))
         }
-        let training = try await TrainingBoard.statistical(in: db)
-        print("\nTRAINING")
-        if training.isEmpty { print("none running") } else {
-            print(table(["tenant", "dataset", "items done", "started", "updated"], training.map {
-                [$0.tenant, $0.dataset, "\($0.done) / \($0.total)", $0.started, $0.updated]
-            }))
-        }
-        let deep = try await TrainingBoard.deep(in: db)
-        print("\nDEEP TRAINING")
-        if deep.isEmpty { print("none running") } else {
-            print(table(["tenant", "dataset", "device", "member", "epoch", "loss", "validation", "started", "updated"], deep.map {
-                [$0.tenant, $0.dataset, $0.device, "\($0.member) / \($0.members)", "\($0.epoch) / \($0.maxEpochs)",
-                 $0.loss, $0.validation, $0.started, $0.updated]
+        let progress = try await ProgressBoard.current(in: db)
+        print("\nIN PROGRESS")
+        if progress.isEmpty { print("nothing reported") } else {
+            print(table(["function", "tenant", "event", "attempt", "started", "updated", "progress"], progress.map {
+                [$0.function, $0.tenant, $0.eventID, "\($0.attempt)", $0.started, $0.updated, $0.progress.serialized()]
             }))
         }
         let dead = try await RuntimeBoard.openDeadLetters(in: db)

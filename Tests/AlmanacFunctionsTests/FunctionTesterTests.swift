@@ -40,6 +40,14 @@ import Testing
         #expect(staged.scheduled.first?.date == Date(timeIntervalSince1970: 2_000_000_000))
     }
 
+    @Test func progressIsReportedNotStaged() async throws {
+        let staged = try await FunctionTester(function: "counter").run(ClosureFunctionHandler { _, context in
+            for done in 1...3 { context.progress(["items_done": .number(Double(done)), "items_total": 3]) }
+        }, on: arrival([:]))
+        #expect(staged.progress.map { $0["items_done"] } == [1, 2, 3])
+        #expect(staged.writes.isEmpty && staged.events.isEmpty, "progress is not an effect")
+    }
+
     @Test func aWriteWithoutALabelIsKnownByWhereItWasStaged() async throws {
         let staged = try await FunctionTester(function: "w").run(ClosureFunctionHandler { _, context in
             context.write { _ in }

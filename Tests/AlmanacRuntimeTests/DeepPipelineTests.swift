@@ -45,7 +45,7 @@ import Testing
             #expect(try await d.count("SELECT count(*) AS n FROM predictors WHERE kind = 'deep'") == 1)
             #expect(try await d.count("SELECT count(*) AS n FROM predictor_models WHERE length(model) > 1000") == 1)
             #expect(try await d.count("SELECT count(*) AS n FROM predictor_holdouts") == 6, "3 items × 2 predictors")
-            #expect(try await d.count("SELECT count(*) AS n FROM deep_training") == 0, "progress is cleared once stored")
+            #expect(try await d.count("SELECT count(*) AS n FROM function_progress") == 0, "progress is cleared once stored")
             // The deep predictor's trained event says what it is; both predictors saw version 1.
             let trained = try await d.db.query("SELECT (event->'data')::text AS data FROM event_archive WHERE type = 'almanac.predictor.trained'")
             let kinds = Set(trained.compactMap { try? JSONValue(parsing: $0.text("data") ?? "")["kind"]?.stringValue })
@@ -97,7 +97,8 @@ import Testing
         try await d.startControlPlane()
         try await pipeline.arrive(d, try pipeline.drop(d, "history.csv", pipeline.rows(items: ["A", "B", "C"], days: 0..<84)))
         try await waitFor("deep training past its second epoch", timeout: .seconds(180)) {
-            try await d.count("SELECT count(*) AS n FROM deep_training WHERE epoch >= 2") == 1
+            // The trainer's progress lines, kept by the SDK for `almanac status`.
+            try await d.count("SELECT count(*) AS n FROM function_progress WHERE function = 'train-deep' AND (progress->>'epoch')::int >= 2") == 1
         }
         let victims = instancePIDs(of: d).filter { functionName(of: $0) == "train-deep" }
         #expect(!victims.isEmpty)

@@ -35,6 +35,15 @@ import Testing
         #expect(chain.dropFirst().allSatisfy { $0.correlationID == first.id && $0.traceparent == first.traceparent })
         // Each handled attempt has an invocation record.
         #expect(try await d.count("SELECT count(*) AS n FROM invocations WHERE outcome = 'succeeded'") == 60)
+        // `almanac status` reads the same from its stores: each function's 20 successes, nothing
+        // in progress any more, no dead letters.
+        let status = try await d.almanac(["status", "--functions", "\(d.directory)/functions"])
+        #expect(status.status == 0, "\(status.output)")
+        for step in ["step-a", "step-b", "step-c"] {
+            let row = status.output.split(separator: "\n").first { $0.hasPrefix(step) }.map(String.init) ?? ""
+            #expect(row.split(separator: " ").contains("20"), "\(step)'s row counts 20 successes: \(status.output)")
+        }
+        #expect(status.output.contains("IN PROGRESS\nnothing reported") && status.output.contains("DEAD LETTERS (open)\nnone"), "\(status.output)")
         await d.shutdown()
     }
 

@@ -173,23 +173,14 @@ class TrainDeep:
         key = hashlib.sha256(f"{tenant}/{name}/{event['id']}".encode()).hexdigest()[:24]
         checkpoint = os.path.join(self.root, ".almanac", "checkpoints", key)
         started = time.perf_counter()
-        self.db.execute("""
-            INSERT INTO deep_training (tenant, dataset, event_id, device, member, members, epoch, max_epochs)
-            VALUES (%s, %s, %s, %s, 1, %s, 0, %s)
-            ON CONFLICT (tenant, dataset) DO UPDATE SET event_id = excluded.event_id, device = excluded.device, member = 1,
-                members = excluded.members, epoch = 0, max_epochs = excluded.max_epochs, loss = NULL, validation = NULL,
-                started_at = now(), updated_at = now()
-            """, (tenant, name, event["id"], device, opts.members, tc.max_epochs))
         log(f"training the deep model for {name} v{version}: {len(ids)} series, horizon {horizon}, lookback {cfg.lookback}, "
             f"related series {names or 'none'}, on {device}")
 
         def progress(record):
-            say({"progress": {"dataset": name, **record}})
-            if "epoch" in record:
-                self.db.execute("""
-                    UPDATE deep_training SET member = %s, epoch = %s, loss = %s, validation = %s, updated_at = now()
-                    WHERE tenant = %s AND dataset = %s AND event_id = %s
-                    """, (record["member"], record["epoch"], record["loss"], record["validation"], tenant, name, event["id"]))
+            # The SDK keeps it for `almanac status` (function_progress) and logs it.
+            say({"progress": {"dataset": name, "device": device, "members": opts.members, "max_epochs": tc.max_epochs, **record}})
+
+        progress({"member": 1, "epoch": 0})
 
         try:
             predictor = DeepPredictor.fit(series, related, cfg, tc, members=opts.members, checkpoint=checkpoint, progress=progress)
@@ -219,8 +210,8 @@ class TrainDeep:
 def predictor_writes(tenant, name, version, event_id, predictor_id, ids, series, holdout, levels, per_item, metrics,
                      predictor) -> list[dict]:
     """The rows that store a trained deep predictor, as the exec adapter's `write` entries:
-    the predictor, its items, their holdout forecasts and the network (bytea, base64), and
-    the end of the training's progress row. The SDK commits them with the event."""
+    the predictor, its items, their holdout forecasts and the network (bytea, base64). The SDK
+    commits them with the event (and clears the attempt's progress in the same transaction)."""
     h = holdout.shape[1]
     method = f"deep global (N-BEATS-style; {len(predictor.members)} member(s), lookback {predictor.cfg.lookback})"
     return [
@@ -236,7 +227,6 @@ def predictor_writes(tenant, name, version, event_id, predictor_id, ids, series,
         {"insert": "predictor_models", "on_conflict": "nothing", "rows": [{
             "predictor_id": predictor_id, "format": "almanac-deep-npz-1",
             "model": {"$base64": base64.b64encode(predictor.to_bytes()).decode("ascii")}}]},
-        {"delete": "deep_training", "where": {"tenant": tenant, "dataset": name, "event_id": event_id}},
     ]
 
 

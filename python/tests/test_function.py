@@ -28,7 +28,7 @@ class FunctionPartsTests(unittest.TestCase):
         writes = predictor_writes("acme", "sales", 3, "ev-1", "pd-ev-1", ["A", "B"], series, holdout, (0.1, 0.5, 0.9),
                                   [{"WAPE": 0.1}, {}], {"WAPE": 0.1}, Net)
         self.assertEqual([w.get("insert") or ("delete " + w["delete"]) for w in writes],
-                         ["predictors", "predictor_items", "predictor_holdouts", "predictor_models", "delete deep_training"])
+                         ["predictors", "predictor_items", "predictor_holdouts", "predictor_models"])
         predictor = writes[0]["rows"][0]
         self.assertEqual((predictor["id"], predictor["tenant"], predictor["dataset_version"], predictor["kind"]), ("pd-ev-1", "acme", 3, "deep"))
         self.assertEqual(predictor["metrics"], {"WAPE": 0.1})
@@ -39,8 +39,7 @@ class FunctionPartsTests(unittest.TestCase):
                                               "quantiles": [[1.0, 2.0, 3.0], [2.0, 3.0, 4.0]]}])
         import base64
         self.assertEqual(base64.b64decode(writes[3]["rows"][0]["model"]["$base64"]), b"\x00npz\xff")
-        self.assertEqual(writes[4]["where"], {"tenant": "acme", "dataset": "sales", "event_id": "ev-1"})
-        self.assertTrue(all(w.get("on_conflict") == "nothing" for w in writes[:4]))
+        self.assertTrue(all(w.get("on_conflict") == "nothing" for w in writes))
 
     def test_gaps_on_the_grid_become_zero(self):
         t = np.array([0, 3600, 3 * 3600, 4 * 3600], float)

@@ -7,7 +7,7 @@ import Logging
 ///
 /// Request: `{"event": <structured CloudEvent>, "attempt": 1, "deadline_ms": 60000}`.
 /// While working it may write `{"log": "text", "level": "info"}` or
-/// `{"progress": {…}}` lines; it ends each event with exactly one of
+/// `{"progress": {…}}` lines (the latter are `context.progress`); it ends each event with exactly one of
 /// `{"ok": true, "emit": [{"type": "…", "subject": "…", "data": {…}}], "write": [{"insert": "table", "rows": [{…}]}]}` or
 /// `{"ok": false, "error": "what went wrong", "retriable": true}`. The `write` entries
 /// (`ExecWrite`: inserts and deletes) are applied in the SDK's commit transaction with the
@@ -54,7 +54,7 @@ public final class ExecFunctionHandler: FunctionHandler, @unchecked Sendable {
                         continue
                     }
                     if let progress = o["progress"] {
-                        context.logger.info("progress", metadata: ["progress": "\(progress.serialized())"])
+                        context.progress(progress)
                         continue
                     }
                     if o["ok"] != nil { return json }

@@ -89,6 +89,7 @@ public final class FunctionContext: @unchecked Sendable {
     private var staged = StagedEffects()
     private var sealed = false
     private let connection: PostgresConnection?
+    private let progressSink: (@Sendable (JSONValue) -> Void)?
 
     /// The function's manifest.
     public let manifest: FunctionManifest
@@ -101,9 +102,11 @@ public final class FunctionContext: @unchecked Sendable {
     /// A logger carrying the function, event id, type, tenant and trace id.
     public let logger: Logger
 
-    /// Makes a context; `database` nil for a handler run without one (`FunctionTester`).
+    /// Makes a context; `database` nil for a handler run without one (`FunctionTester`);
+    /// `progress` receives what the handler reports (kept in `StagedEffects.progress` when nil).
     package init(manifest: FunctionManifest, event: CloudEvent, attempt: Int, deadline: ContinuousClock.Instant,
-                 logger: Logger, database: PostgresConnection?) {
+                 logger: Logger, database: PostgresConnection?, progress: (@Sendable (JSONValue) -> Void)? = nil) {
+        self.progressSink = progress
         self.manifest = manifest
         self.event = event
         self.attempt = attempt
@@ -128,6 +131,21 @@ public final class FunctionContext: @unchecked Sendable {
     public func write(_ label: String? = nil, file: String = #fileID, line: Int = #line,
                       _ effect: @escaping @Sendable (PostgresTransaction) async throws -> Void) {
         stage { $0.writes.append(StagedWrite(label: label ?? "\(file):\(line)", apply: effect)) }
+    }
+
+    /// Reports how far the attempt got (`["items_done": 120, "items_total": 414]`): shown by
+    /// `almanac status` while the attempt runs (written at most about once a second, and logged
+    /// then) and cleared with the event's outcome. Progress is not an effect: it is written
+    /// outside the commit, and may be reported as often as the handler likes.
+    public func progress(_ fields: JSONValue) {
+        if let progressSink {
+            lock.lock()
+            let open = !sealed
+            lock.unlock()
+            if open { progressSink(fields) }
+        } else {
+            stage { $0.progress.append(fields) }
+        }
     }
 
     /// Stages an event to emit; it is produced to the bus after the commit.
@@ -192,6 +210,8 @@ public struct StagedEffects: Sendable {
     public var events: [CloudEvent] = []
     /// Events to publish no earlier than a date.
     public var scheduled: [ScheduledEvent] = []
+    /// Progress reported, in order (kept only where no progress board receives it: `FunctionTester`).
+    public var progress: [JSONValue] = []
 
     /// Nothing staged.
     public init() {}

@@ -213,11 +213,17 @@ public final class FunctionRuntime: Service {
                 guard let event else { return }
                 started = Date()
                 let clockStart = ContinuousClock.now
+                let flusher = ProgressFlusher(function: manifest.name, event: event, attempt: attempt, database: database) { value in
+                    log.info("progress", metadata: ["attempt": "\(attempt)", "progress": "\(value.serialized())"])
+                }
                 let attemptContext = FunctionContext(manifest: manifest, event: event, attempt: attempt,
-                                                     deadline: clockStart + timeout, logger: log, database: database)
+                                                     deadline: clockStart + timeout, logger: log, database: database,
+                                                     progress: { flusher.update($0) })
                 context = attemptContext
                 log.debug("invoking handler", metadata: ["attempt": "\(attempt)"])
                 let (outcome, cancelled) = await runWithDeadline(attemptContext, timeout: timeout)
+                // No progress is written after the attempt: its outcome clears the row.
+                await flusher.finish()
                 abandoned = cancelled
                 let elapsed = ContinuousClock.now - clockStart
                 seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -327,6 +333,7 @@ public final class FunctionRuntime: Service {
         let applied = try await database.transaction { tx -> Bool in
             guard try await ProcessedEvents.mark(event, function: name, outcome: .succeeded, in: tx) else { return false }
             try await AttemptLedger.close(function: name, event: event, in: tx)
+            try await ProgressBoard.clear(function: name, event: event, in: tx)
             try await staged.apply(function: name, in: tx)
             try await ConsumerPositions.advance(function: name, cluster: cluster, past: record, in: tx)
             try await InvocationLog.record(function: name, event: event, instance: instance, attempt: attempt,
@@ -352,6 +359,7 @@ public final class FunctionRuntime: Service {
             if let event {
                 try await ProcessedEvents.mark(event, function: name, outcome: .deadLettered, in: tx)
                 try await AttemptLedger.close(function: name, event: event, in: tx)
+                try await ProgressBoard.clear(function: name, event: event, in: tx)
                 try await InvocationLog.record(function: name, event: event, instance: instance, attempt: attempts, outcome: .deadLettered,
                                                error: error, startedAt: Date(), duration: 0, in: tx)
             }
