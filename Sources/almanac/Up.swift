@@ -32,11 +32,10 @@ struct Up: AsyncParsableCommand {
     @Flag(help: "Exit once everything is up and endpoints.env is written (services keep running in the background).") var detach = false
 
     func run() async throws {
-        let logger = Logger(label: "almanac.up")
         // Signals are watched from the first moment: one that comes while services start
         // stops everything started so far.
         let stopping = AsyncStream<Int32>.makeStream()
-        let signalled = StopSignal()
+        let signalled = SignalFlag()
         // `up` supervises processes rather than running services, and its start-up checkpoints
         // must see a signal the moment it arrives: the flag is set on a dispatch queue, not by a
         // task that a busy cooperative pool could hold back (an async signal sequence let
@@ -46,178 +45,20 @@ struct Up: AsyncParsableCommand {
             stopping.continuation.yield(signal)
         }
         defer { trap.cancel() }
-        let fm = FileManager.default
-        let statePath = URL(fileURLWithPath: state).standardizedFileURL.path
-        try fm.createDirectory(atPath: "\(statePath)/logs", withIntermediateDirectories: true)
-        // A file from an earlier run must not tell clients that this one is ready.
-        try? fm.removeItem(atPath: "\(statePath)/endpoints.env")
         let paths = AlmanacPaths.discover()
-        let functionsDir = functions.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? paths.functions
-        let env = ProcessInfo.processInfo.environment
-        let supervisor = Supervisor(logDirectory: "\(statePath)/logs")
-        // Children stop when `up` goes, unless it detaches and leaves them running.
-        let childEnvironment = detach ? [:] : ["ALMANAC_SUPERVISOR_PID": "\(getpid())"]
-        var embedded: EmbeddedPostgres?
-        /// Stops whatever has started, when a signal came during start-up.
-        func abandonIfSignalled() async throws {
-            guard let signal = signalled.value else { return }
-            say("stopping   (signal \(signal) during start-up): stopping what was started")
-            await supervisor.stopAll()
-            embedded?.stop()
-            throw ExitCode(128 + signal)
+        let deployment = LocalDeployment(
+            options: .init(state: state, functionsDirectory: functions.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? paths.functions,
+                           httpPort: httpPort, postgresPort: postgresPort, detach: detach,
+                           topics: { installationTopics($0) }, environment: ProcessInfo.processInfo.environment),
+            logger: Logger(label: "almanac.up"), signalled: signalled) { line in
+            print(line)
+            flushOutput()
         }
-
-        // Postgres
-        let databaseURL: String
-        if let url = env["DATABASE_URL"], !url.isEmpty {
-            databaseURL = url
-            say("postgres   using DATABASE_URL (\(PostgresConnection.redact(url)))")
-        } else {
-            let portFile = "\(statePath)/postgres.port"
-            let port = postgresPort ?? (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-                ?? EmbeddedPostgres.freePort()
-            try "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
-            let pg = try EmbeddedPostgres(dataDirectory: "\(statePath)/postgres", port: port, logFile: "\(statePath)/logs/postgres.log")
-            say("postgres   starting the embedded server in \(state)/postgres on 127.0.0.1:\(port)")
-            embedded = pg
-            try pg.start(logger: logger)
-            databaseURL = pg.url
+        do { _ = try await deployment.start() } catch let interrupted as LocalDeployment.Interrupted {
+            throw ExitCode(128 + interrupted.signal)
         }
-        try await abandonIfSignalled()
-        let db = try await PostgresConnection.connect(url: databaseURL, logger: logger)
-        let applied = try await PostgresMigrator(directory: paths.migrations).migrate(db, logger: logger)
-        say("postgres   schema up to date\(applied.isEmpty ? "" : " (applied \(applied.map(String.init).joined(separator: ", ")))")")
-
-        // The default tenant's token, kept across runs.
-        let tokenFile = "\(statePath)/token"
-        let token: String
-        if let t = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !t.isEmpty {
-            token = t
-        } else {
-            token = TenantDirectory.newToken()
-            try token.write(toFile: tokenFile, atomically: true, encoding: .utf8)
-            chmod(tokenFile, 0o600)
-        }
-        try await TenantDirectory.ensure(tenant: "default", token: token, in: db)
-        try await abandonIfSignalled()
-
-        // Kafka
-        let manifests = try FunctionManifest.loadAll(from: functionsDir)
-        let topics = installationTopics(manifests)
-        var brokers: String
-        let usingMock = (env["KAFKA_BROKERS"] ?? "").isEmpty
-        if !usingMock {
-            brokers = env["KAFKA_BROKERS"]!
-            say("kafka      using KAFKA_BROKERS (\(brokers))")
-            let admin = try KafkaAdmin(configuration: KafkaConfiguration.fromEnvironment(env)!)
-            try await admin.createTopics(topics, partitions: 4)
-        } else {
-            brokers = try await startBroker(supervisor: supervisor, statePath: statePath, functionsDir: functionsDir,
-                                            environment: childEnvironment)
-            say("kafka      librdkafka mock cluster on \(brokers) (in memory: gone when it stops)")
-        }
-        try await abandonIfSignalled()
-
-        let endpoints = Endpoints(kafkaBrokers: brokers, databaseURL: databaseURL, http: "http://127.0.0.1:\(httpPort)", token: token)
-        await startServe(supervisor: supervisor, endpoints: endpoints, functionsDir: functionsDir, statePath: statePath,
-                         environment: childEnvironment)
-        try await waitForHTTP(port: httpPort, unless: signalled)
-        try await abandonIfSignalled()
-        // Only now that Postgres, the broker and the ingress all answer do clients learn where they are.
-        try writeEndpoints(endpoints, statePath: statePath)
-        say("functions  \(manifests.map(\.name).joined(separator: ", "))")
-        say("ready      endpoints in \(state)/endpoints.env:")
-        // The file holds the real values (mode 0600); the screen never shows a database password.
-        var shown = endpoints
-        shown.databaseURL = PostgresConnection.redact(endpoints.databaseURL)
-        print(shown.envFile, terminator: "")
-        flushOutput()
         if detach { return }
-
-        // Supervise until a signal.
-        if usingMock {
-            await supervisor.onRestart("broker") { [self] in
-                // A new mock broker has a new port and none of the old events: tell everyone.
-                guard let fresh = try? await readBrokerReady(statePath: statePath) else { return }
-                var updated = endpoints
-                updated.kafkaBrokers = fresh
-                say("kafka      the mock broker restarted on \(fresh); restarting the router")
-                try? FileManager.default.removeItem(atPath: "\(statePath)/endpoints.env")
-                await supervisor.stop("serve")
-                await startServe(supervisor: supervisor, endpoints: updated, functionsDir: functionsDir, statePath: statePath,
-                                 environment: childEnvironment)
-                try? await waitForHTTP(port: httpPort, unless: signalled)
-                try? writeEndpoints(updated, statePath: statePath)
-            }
-        }
-        let watched = embedded
-        let pgWatch = Task { [self] in
-            while !Task.isCancelled, let pg = watched {
-                try? await Task.sleep(for: .seconds(2))
-                if (try? pg.isRunning()) == false {
-                    say("postgres   not running; starting it again")
-                    try? pg.start(logger: logger)
-                }
-            }
-        }
-        for await signal in stopping.stream {
-            say("stopping   (signal \(signal)): the router and functions finish what they hold")
-            break
-        }
-        pgWatch.cancel()
-        await supervisor.stop("serve", grace: .seconds(40))
-        await supervisor.stopAll()
-        embedded?.stop()
-        say("stopped    state kept in \(state)/; `almanac up` again finds it")
-    }
-
-    func say(_ line: String) {
-        print(line)
-        flushOutput()
-    }
-
-    func writeEndpoints(_ e: Endpoints, statePath: String) throws {
-        try e.envFile.write(toFile: "\(statePath)/endpoints.env", atomically: true, encoding: .utf8)
-        chmod("\(statePath)/endpoints.env", 0o600)
-    }
-
-    func startBroker(supervisor: Supervisor, statePath: String, functionsDir: String, environment: [String: String]) async throws -> String {
-        try? FileManager.default.removeItem(atPath: "\(statePath)/broker.ready")
-        await supervisor.start(name: "broker", arguments: ["broker", "--ready-file", "\(statePath)/broker.ready", "--functions", functionsDir],
-                               environment: environment) {
-            try? FileManager.default.removeItem(atPath: "\(statePath)/broker.ready")
-        }
-        return try await readBrokerReady(statePath: statePath)
-    }
-
-    func readBrokerReady(statePath: String) async throws -> String {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            if let text = try? String(contentsOfFile: "\(statePath)/broker.ready", encoding: .utf8),
-               !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                return text.trimmingCharacters(in: .whitespacesAndNewlines)
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw EmbeddedServiceError("the mock Kafka broker did not start within 30 s; see \(statePath)/logs/broker.log")
-    }
-
-    func startServe(supervisor: Supervisor, endpoints: Endpoints, functionsDir: String, statePath: String, environment: [String: String]) async {
-        await supervisor.start(name: "serve", arguments: ["serve", "--http-port", "\(httpPort)", "--functions", functionsDir,
-                                                          "--log-dir", "\(statePath)/logs", "--drop", "\(statePath)/drop",
-                                                          "--export", "\(statePath)/export"],
-                               environment: environment.merging(["DATABASE_URL": endpoints.databaseURL, "KAFKA_BROKERS": endpoints.kafkaBrokers]) { _, b in b })
-    }
-
-    func waitForHTTP(port: Int, unless signalled: StopSignal) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline && signalled.value == nil {
-            if let r = try? await HTTPClient.shared.send(HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(port)/healthz", timeout: 2)),
-               r.status == 200 { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        if signalled.value != nil { return }
-        throw EmbeddedServiceError("the router did not start listening on port \(port) within 60 s; see .almanac/logs/serve.log")
+        await deployment.supervise(until: stopping.stream)
     }
 }
 
@@ -356,17 +197,6 @@ struct FunctionCommand: AsyncParsableCommand {
 /// Flushes standard output so supervisors and pipes see lines at once.
 func flushOutput() {
     fflush(nil)
-}
-
-/// The last signal `up` received, if any (set from the signal queue).
-final class StopSignal: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var signal: Int32?
-    /// Records a signal.
-    func set(_ s: Int32) { lock.withLock { signal = signal ?? s } }
-    /// The first signal received.
-    var value: Int32? { lock.withLock { signal } }
 }
 
 /// Calls a closure on a dispatch queue when the process receives one of the signals (their
