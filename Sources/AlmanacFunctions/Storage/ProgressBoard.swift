@@ -50,29 +50,45 @@ public enum ProgressBoard {
 }
 
 /// Writes an attempt's latest progress at most once per `interval`, off the handler's path:
-/// `update` only keeps the value; a task writes it, so a handler may report on every item.
+/// `update` only keeps the value; a task, started by the first report (an attempt that
+/// reports nothing costs nothing), writes it, so a handler may report on every item.
 final class ProgressFlusher: @unchecked Sendable {
-    // `latest` and `dirty` are guarded by `lock`.
+    // `latest`, `dirty`, `task` and `finished` are guarded by `lock`.
     private let lock = NSLock()
     private var latest: JSONValue = .null
     private var dirty = false
     private var task: Task<Void, Never>?
+    private var finished = false
+    let function: String, event: CloudEvent, attempt: Int, database: PostgresConnection, interval: Duration
+    let onFlush: @Sendable (JSONValue) -> Void
 
     init(function: String, event: CloudEvent, attempt: Int, database: PostgresConnection, interval: Duration = .seconds(1),
          onFlush: @escaping @Sendable (JSONValue) -> Void) {
-        task = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                guard let value = self?.take() else { continue }
-                onFlush(value)
-                try? await ProgressBoard.report(function: function, event: event, attempt: attempt, progress: value, in: database)
-            }
-        }
+        self.function = function
+        self.event = event
+        self.attempt = attempt
+        self.database = database
+        self.interval = interval
+        self.onFlush = onFlush
     }
 
     /// Keeps the latest progress for the next write.
     func update(_ value: JSONValue) {
-        lock.withLock { latest = value; dirty = true }
+        lock.withLock {
+            guard !finished else { return }
+            latest = value
+            dirty = true
+            if task == nil { task = Task { [weak self] in await self?.writeUntilCancelled() } }
+        }
+    }
+
+    private func writeUntilCancelled() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            guard let value = take() else { continue }
+            onFlush(value)
+            try? await ProgressBoard.report(function: function, event: event, attempt: attempt, progress: value, in: database)
+        }
     }
 
     private func take() -> JSONValue? {
@@ -85,7 +101,11 @@ final class ProgressFlusher: @unchecked Sendable {
 
     /// Stops writing and waits for a write in hand (before the event's outcome clears the row).
     func finish() async {
-        task?.cancel()
-        await task?.value
+        let running = lock.withLock { () -> Task<Void, Never>? in
+            finished = true
+            return task
+        }
+        running?.cancel()
+        await running?.value
     }
 }
