@@ -95,7 +95,7 @@ public struct ForecastPlan: Sendable {
     static func freeGPU(in db: PostgresConnection) async -> String? {
         let inventory = GPUInventory.detect()
         guard !inventory.slots.isEmpty else { return nil }
-        let held = (try? await db.query("SELECT gpu FROM function_instances WHERE gpu IS NOT NULL"))?.compactMap { $0.text("gpu") } ?? []
+        let held = (try? await InstanceSlots.gpusHeld(in: db)) ?? []
         return inventory.slots.first { !held.contains($0) }
     }
 

@@ -8,7 +8,7 @@ import Logging
 /// on its own connection for its whole life and released by Postgres when the process dies.
 /// An instance that finds every slot taken (an orphan of an earlier `serve` still finishing)
 /// waits for one before it consumes anything.
-enum InstanceSlots {
+public enum InstanceSlots {
     /// The advisory-lock key of a function: a stable 32-bit hash of its name.
     static func key(_ function: String) -> Int32 {
         var h: UInt32 = 0x811c_9dc5
@@ -35,5 +35,12 @@ enum InstanceSlots {
             }
             try await Task.sleep(for: .milliseconds(200))
         }
+    }
+}
+
+extension InstanceSlots {
+    /// The GPU slots running instances hold (as the launcher published them in `function_instances`).
+    public static func gpusHeld(in db: PostgresConnection) async throws -> [String] {
+        try await db.query("SELECT gpu FROM function_instances WHERE gpu IS NOT NULL").compactMap { $0.text("gpu") }
     }
 }
