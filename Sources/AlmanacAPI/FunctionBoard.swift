@@ -26,36 +26,28 @@ public struct FunctionBoard: Sendable {
 
     /// The functions' states as the API shows them to `tenant`.
     func states(db: PostgresConnection, tenant: String) async throws -> [JSONValue] {
-        let instances = try await db.query("SELECT function, count(*)::bigint AS n FROM function_instances GROUP BY function")
-        let crashes = try await db.query("SELECT function, consecutive, last_status, held_until FROM function_crashes")
-        let queue = try await db.query("SELECT function, waiting_since, lag FROM gpu_queue")
-        // The tenant's latest failed attempts, through the partial index of failures only
-        // (a board refreshed every few seconds must not scan every invocation).
-        let failures = try await db.query("""
-            SELECT function, event_id, event_type, outcome, attempt, error, started_at FROM invocations
-            WHERE tenant = $1 AND outcome IN ('failed', 'timed_out', 'dead_lettered') ORDER BY id DESC LIMIT 50
-            """, [tenant])
+        let instances = try await RuntimeBoard.instances(in: db)
+        let crashes = try await RuntimeBoard.crashLoops(atLeast: 1, in: db)
+        let queue = try await RuntimeBoard.gpuQueue(in: db)
+        let failures = try await RuntimeBoard.recentFailures(tenant: tenant, limit: 50, in: db)
         let lags = await self.lags(db: db)
-        func row(_ rows: PostgresRows, _ name: String) -> PostgresRow? { rows.first { $0.text("function") == name } }
-        return try manifests.map { m in
-            let crash = row(crashes, m.name), waiting = row(queue, m.name)
-            let consecutive = (try crash?.decode("consecutive", as: Int.self)) ?? 0
-            let recent = try failures.filter { $0.text("function") == m.name }.prefix(5).map { f in
-                JSONValue.object(["event_id": f.text("event_id").map(JSONValue.string) ?? .null,
-                                  "event_type": f.text("event_type").map(JSONValue.string) ?? .null,
-                                  "outcome": .string(try f.decode("outcome")), "attempt": .number(Double(try f.decode("attempt", as: Int.self))),
-                                  "error": f.text("error").map(JSONValue.string) ?? .null,
-                                  "started_at": .string(RFC3339.format(try f.decode("started_at")))])
+        return manifests.map { m in
+            let crash = crashes.first { $0.function == m.name }, waiting = queue.first { $0.function == m.name }
+            let consecutive = crash?.consecutive ?? 0
+            let recent = failures.filter { $0.function == m.name }.prefix(5).map { f in
+                JSONValue.object(["event_id": f.eventID.map(JSONValue.string) ?? .null, "event_type": f.eventType.map(JSONValue.string) ?? .null,
+                                  "outcome": .string(f.outcome), "attempt": .number(Double(f.attempt)),
+                                  "error": f.error.map(JSONValue.string) ?? .null, "started_at": .string(RFC3339.format(f.startedAt))])
             }
             return .object([
                 "name": .string(m.name), "concurrency": .number(Double(m.concurrency)), "gpu": .string(m.gpu.rawValue),
-                "instances": .number(Double((try row(instances, m.name)?.decode("n", as: Int64.self)) ?? 0)),
+                "instances": .number(Double(instances.filter { $0.function == m.name }.count)),
                 "lag": lags[m.name].map { .number(Double($0)) } ?? .null,
                 "crash_looping": .bool(consecutive >= CrashLoop.loopingAfter),
                 "consecutive_crashes": .number(Double(consecutive)),
-                "last_exit": crash?.text("last_status").map(JSONValue.string) ?? .null,
-                "held_until": (try crash?.decodeIfPresent("held_until", as: Date.self)).map { .string(RFC3339.format($0)) } ?? .null,
-                "gpu_waiting_since": (try waiting?.decodeIfPresent("waiting_since", as: Date.self)).map { .string(RFC3339.format($0)) } ?? .null,
+                "last_exit": crash.map { .string($0.lastStatus) } ?? .null,
+                "held_until": crash.map { .string(RFC3339.format($0.heldUntil)) } ?? .null,
+                "gpu_waiting_since": waiting.map { .string(RFC3339.format($0.waitingSince)) } ?? .null,
                 "recent_failures": .array(recent),
             ])
         }

@@ -75,7 +75,7 @@ struct Status: AsyncParsableCommand {
             let running = instances.filter { $0.function == m.name }.count
             let c = counts[m.name]
             rows.append([m.name, "\(running)/\(m.concurrency)", lag, m.gpu.rawValue, "\(c?.succeeded ?? 0)", "\(c?.failed ?? 0)",
-                         "\(c?.deadLettered ?? 0)", c?.last ?? "-"])
+                         "\(c?.deadLettered ?? 0)", c?.last.map(stamp) ?? "-"])
         }
         print("FUNCTIONS")
         print(table(["name", "instances", "lag", "gpu", "succeeded", "failed", "dead", "last invocation"], rows))
@@ -83,31 +83,36 @@ struct Status: AsyncParsableCommand {
         if !crashes.isEmpty {
             print("\nCRASH-LOOPING")
             print(table(["function", "exits in a row", "last exit", "next start after"], crashes.map {
-                [$0.function, "\($0.consecutive)", $0.lastStatus, $0.heldUntil]
+                [$0.function, "\($0.consecutive)", $0.lastStatus, stamp($0.heldUntil)]
             }))
         }
         print("\nINSTANCES")
         if instances.isEmpty { print("none running (scaled to zero)") } else {
             print(table(["instance", "function", "pid", "gpu", "started"], instances.map {
-                [$0.instance, $0.function, "\($0.pid)", $0.gpu ?? "-", $0.started]
+                [$0.instance, $0.function, "\($0.pid)", $0.gpu ?? "-", stamp($0.started)]
             }))
         }
         let queue = try await RuntimeBoard.gpuQueue(in: db)
         print("\nGPU QUEUE")
         if queue.isEmpty { print("empty") } else {
-            print(table(["function", "waiting since", "lag"], queue.map { [$0.function, $0.waitingSince, "\($0.lag)"] }))
+            print(table(["function", "waiting since", "lag"], queue.map { [$0.function, stamp($0.waitingSince), "\($0.lag)"] }))
         }
         let progress = try await ProgressBoard.current(in: db)
         print("\nIN PROGRESS")
         if progress.isEmpty { print("nothing reported") } else {
             print(table(["function", "tenant", "event", "attempt", "started", "updated", "progress"], progress.map {
-                [$0.function, $0.tenant, $0.eventID, "\($0.attempt)", $0.started, $0.updated, $0.progress.serialized()]
+                [$0.function, $0.tenant, $0.eventID, "\($0.attempt)", stamp($0.started), stamp($0.updated), $0.progress.serialized()]
             }))
         }
         let dead = try await RuntimeBoard.openDeadLetters(in: db)
         print("\nDEAD LETTERS (open)")
         if dead.isEmpty { print("none") } else { print(table(["stage", "count"], dead.map { [$0.stage, "\($0.count)"] })) }
     }
+}
+
+/// A time as `status` shows it: `2026-12-07 21:20:41` (UTC).
+func stamp(_ date: Date) -> String {
+    String(RFC3339.format(date).replacingOccurrences(of: "T", with: " ").prefix(19))
 }
 
 /// `almanac dlq`: the tenant's dead letters (list, show, redrive), through the `/v1` API.

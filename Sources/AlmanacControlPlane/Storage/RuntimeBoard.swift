@@ -3,8 +3,7 @@ import Foundation
 
 /// What the launcher leaves in Postgres for operators (`almanac status`, the API's function
 /// board): running instances, the GPU queue, crash loops; and the figures read beside them
-/// (invocations per function, open dead letters). Times are rendered by Postgres
-/// (`YYYY-MM-DD HH24:MI:SS`, UTC in the embedded default).
+/// (invocations per function, a tenant's recent failures, open dead letters).
 public enum RuntimeBoard {
     /// A running instance.
     public struct InstanceRow: Sendable, Equatable {
@@ -17,7 +16,7 @@ public enum RuntimeBoard {
         /// The GPU slot it holds.
         public var gpu: String?
         /// When it started.
-        public var started: String
+        public var started: Date
     }
 
     /// Invocations of one function, by outcome.
@@ -29,7 +28,7 @@ public enum RuntimeBoard {
         /// Events dead-lettered.
         public var deadLettered: Int
         /// The last attempt's start.
-        public var last: String?
+        public var last: Date?
     }
 
     /// A function whose instances keep exiting abnormally.
@@ -41,7 +40,7 @@ public enum RuntimeBoard {
         /// How the last one ended.
         public var lastStatus: String
         /// When the next start may happen.
-        public var heldUntil: String
+        public var heldUntil: Date
     }
 
     /// A function waiting for a GPU.
@@ -49,7 +48,7 @@ public enum RuntimeBoard {
         /// The function.
         public var function: String
         /// Since when.
-        public var waitingSince: String
+        public var waitingSince: Date
         /// Its lag then.
         public var lag: Int64
     }
@@ -95,11 +94,10 @@ public enum RuntimeBoard {
     /// Running instances, by id.
     public static func instances(in db: PostgresConnection) async throws -> [InstanceRow] {
         try await db.query("""
-            SELECT instance, function, pid, gpu, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS') AS started
-            FROM function_instances ORDER BY instance
+            SELECT instance, function, pid, gpu, started_at FROM function_instances ORDER BY instance
             """).map { r in
             InstanceRow(instance: try r.decode("instance"), function: try r.decode("function"), pid: try r.decode("pid"),
-                        gpu: r.text("gpu"), started: r.text("started") ?? "")
+                        gpu: r.text("gpu"), started: try r.decode("started_at"))
         }
     }
 
@@ -109,13 +107,13 @@ public enum RuntimeBoard {
             SELECT function, count(*) FILTER (WHERE outcome = 'succeeded')::bigint AS ok,
                    count(*) FILTER (WHERE outcome IN ('failed', 'timed_out'))::bigint AS failed,
                    count(*) FILTER (WHERE outcome = 'dead_lettered')::bigint AS dead,
-                   to_char(max(started_at), 'YYYY-MM-DD HH24:MI:SS') AS last
+                   max(started_at) AS last
             FROM invocations GROUP BY function
             """)
         var out: [String: InvocationCounts] = [:]
         for r in rows {
             out[try r.decode("function")] = InvocationCounts(succeeded: try r.decode("ok"), failed: try r.decode("failed"),
-                                                             deadLettered: try r.decode("dead"), last: r.text("last"))
+                                                             deadLettered: try r.decode("dead"), last: try r.decodeIfPresent("last", as: Date.self))
         }
         return out
     }
@@ -123,20 +121,47 @@ public enum RuntimeBoard {
     /// Functions with at least `consecutive` abnormal exits in a row.
     public static func crashLoops(atLeast consecutive: Int, in db: PostgresConnection) async throws -> [CrashLoopRow] {
         try await db.query("""
-            SELECT function, consecutive, last_status, to_char(held_until, 'YYYY-MM-DD HH24:MI:SS') AS held FROM function_crashes
-            WHERE consecutive >= $1 ORDER BY function
+            SELECT function, consecutive, last_status, held_until FROM function_crashes WHERE consecutive >= $1 ORDER BY function
             """, [consecutive]).map { r in
             CrashLoopRow(function: try r.decode("function"), consecutive: try r.decode("consecutive"),
-                         lastStatus: r.text("last_status") ?? "", heldUntil: r.text("held") ?? "")
+                         lastStatus: r.text("last_status") ?? "", heldUntil: try r.decode("held_until"))
         }
     }
 
     /// Functions waiting for a GPU, longest first.
     public static func gpuQueue(in db: PostgresConnection) async throws -> [QueuedRow] {
         try await db.query("""
-            SELECT function, to_char(waiting_since, 'YYYY-MM-DD HH24:MI:SS') AS since, lag FROM gpu_queue ORDER BY waiting_since
+            SELECT function, waiting_since, lag FROM gpu_queue ORDER BY waiting_since
             """).map { r in
-            QueuedRow(function: try r.decode("function"), waitingSince: r.text("since") ?? "", lag: try r.decodeIfPresent("lag", as: Int64.self) ?? 0)
+            QueuedRow(function: try r.decode("function"), waitingSince: try r.decode("waiting_since"), lag: try r.decodeIfPresent("lag", as: Int64.self) ?? 0)
+        }
+    }
+
+    /// A failed attempt, as a tenant sees its own.
+    public struct FailureRow: Sendable, Equatable {
+        /// The function.
+        public var function: String
+        /// The event, when it decoded.
+        public var eventID: String?, eventType: String?
+        /// `failed`, `timed_out` or `dead_lettered`.
+        public var outcome: String
+        /// Which attempt.
+        public var attempt: Int
+        /// What went wrong.
+        public var error: String?
+        /// When the attempt started.
+        public var startedAt: Date
+    }
+
+    /// The tenant's latest failed attempts, newest first (through the partial index of
+    /// failures only: a board refreshed every few seconds must not scan every invocation).
+    public static func recentFailures(tenant: String, limit: Int, in db: PostgresConnection) async throws -> [FailureRow] {
+        try await db.query("""
+            SELECT function, event_id, event_type, outcome, attempt, error, started_at FROM invocations
+            WHERE tenant = $1 AND outcome IN ('failed', 'timed_out', 'dead_lettered') ORDER BY id DESC LIMIT $2
+            """, [tenant, limit]).map { f in
+            FailureRow(function: try f.decode("function"), eventID: f.text("event_id"), eventType: f.text("event_type"),
+                       outcome: try f.decode("outcome"), attempt: try f.decode("attempt"), error: f.text("error"), startedAt: try f.decode("started_at"))
         }
     }
 

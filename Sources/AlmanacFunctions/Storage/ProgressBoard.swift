@@ -16,8 +16,8 @@ public enum ProgressBoard {
         public var attempt: Int
         /// What it reported last.
         public var progress: JSONValue
-        /// When the attempt first reported, and last (`YYYY-MM-DD HH24:MI:SS`).
-        public var started: String, updated: String
+        /// When the attempt first reported, and last.
+        public var started: Date, updated: Date
     }
 
     /// Records the attempt's latest progress.
@@ -39,12 +39,12 @@ public enum ProgressBoard {
     /// Every attempt's progress, oldest first.
     public static func current(in db: PostgresConnection) async throws -> [Row] {
         try await db.query("""
-            SELECT function, tenant, event_id, attempt, progress::text AS progress, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS') AS started,
-                   to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated FROM function_progress ORDER BY started_at, function
+            SELECT function, tenant, event_id, attempt, progress::text AS progress, started_at, updated_at
+            FROM function_progress ORDER BY started_at, function
             """).map { r in
             Row(function: try r.decode("function"), tenant: try r.decode("tenant"), eventID: try r.decode("event_id"), attempt: try r.decode("attempt"),
                 progress: (try? JSONValue(parsing: Data((r.text("progress") ?? "null").utf8))) ?? .null,
-                started: r.text("started") ?? "", updated: r.text("updated") ?? "")
+                started: try r.decode("started_at"), updated: try r.decode("updated_at"))
         }
     }
 }
