@@ -73,12 +73,10 @@ extension ForecastAPI {
     /// One item's observations in time order: the last `limit` (default 1000, at most 10000).
     func history(_ request: Request, dataset name: String, tenant: String) async throws -> Response {
         let (item, limit, db) = try await itemRequest(request, dataset: name, tenant: tenant, limit: 1000, range: 1...10000)
-        let rows = try await db.query("""
-            SELECT ts, value FROM (SELECT ts, value FROM dataset_observations($1, $2, $3) ORDER BY ts DESC LIMIT $4) h ORDER BY ts
-            """, [tenant, name, item, limit])
-        if rows.isEmpty { throw EventIngress.Problem(.notFound, "dataset \(name) has no data for item \(EventLimits.quoted(item))") }
-        return Self.json(.ok, ["item_id": .string(item), "points": .array(try rows.map { r in
-            .object(["timestamp": .string(RFC3339.format(try r.decode("ts"))), "value": .number(try r.decode("value"))])
+        let points = try await ForecastStore.history(tenant: tenant, dataset: name, item: item, last: limit, in: db)
+        if points.isEmpty { throw EventIngress.Problem(.notFound, "dataset \(name) has no data for item \(EventLimits.quoted(item))") }
+        return Self.json(.ok, ["item_id": .string(item), "points": .array(points.map { ts, value in
+            .object(["timestamp": .string(RFC3339.format(ts)), "value": .number(value)])
         })])
     }
 

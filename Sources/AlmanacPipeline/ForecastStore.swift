@@ -113,6 +113,32 @@ public enum ForecastStore {
         }
     }
 
+    /// A stored measurement as the API lists it.
+    public struct MeasuredRow: Sendable, Equatable {
+        /// The forecast and the dataset version whose actuals it was scored on.
+        public var forecastID: String, datasetVersion: Int
+        /// Points scored.
+        public var points: Int
+        /// The scores and the bound (nil where not finite).
+        public var wape: Double?, mase: Double?, wql: Double?, bound: Double?
+        /// Whether the WAPE broke the bound.
+        public var breached: Bool
+        /// When it was measured.
+        public var createdAt: Date
+    }
+
+    /// The dataset's measurements, oldest first (at most 10,000).
+    public static func measurements(tenant: String, dataset: String, in db: PostgresConnection) async throws -> [MeasuredRow] {
+        try await db.query("""
+            SELECT forecast_id, dataset_version, points, wape, mase, wql, bound, breached, created_at FROM accuracy_measurements
+            WHERE tenant = $1 AND dataset = $2 ORDER BY created_at, id LIMIT 10000
+            """, [tenant, dataset]).map { r in
+            MeasuredRow(forecastID: try r.decode("forecast_id"), datasetVersion: try r.decode("dataset_version"), points: try r.decode("points"),
+                        wape: try r.decodeIfPresent("wape"), mase: try r.decodeIfPresent("mase"), wql: try r.decodeIfPresent("wql"),
+                        bound: try r.decodeIfPresent("bound"), breached: try r.decode("breached"), createdAt: try r.decode("created_at"))
+        }
+    }
+
     private static func numbers(_ text: String?) -> [Double] {
         (text ?? "").split(separator: ",").compactMap { Double($0) }
     }

@@ -106,6 +106,47 @@ public struct Predictor: Sendable {
         return try await load(id: try r.decode("id"), in: db)
     }
 
+    /// A stored predictor as the API lists it: what started its training and each item's choice.
+    public struct Summary: Sendable {
+        /// Its id, kind and the dataset version it was trained on.
+        public var id: String, kind: String, datasetVersion: Int
+        /// Backtest metrics (JSON).
+        public var metrics: JSONValue
+        /// When it was stored.
+        public var createdAt: Date
+        /// The event that started its training, and that event's type when it is archived.
+        public var triggerEvent: String, triggerType: String?
+        /// Each item's chosen model: (item, model, combination, members).
+        public var items: [(item: String, model: String, combination: String, members: [String])]
+    }
+
+    /// The dataset's predictors, newest first (at most `limit`, each with at most 10,000 items).
+    public static func summaries(tenant: String, dataset: String, limit: Int, in db: PostgresConnection) async throws -> [Summary] {
+        let rows = try await db.query("""
+            SELECT p.id, p.kind, p.dataset_version, p.metrics::text AS metrics, p.created_at, p.trigger_event,
+                   (SELECT a.type FROM event_archive a WHERE a.id = p.trigger_event AND a.tenant = p.tenant LIMIT 1) AS trigger_type
+            FROM predictors p
+            WHERE p.tenant = $1 AND p.dataset = $2 ORDER BY p.created_at DESC, p.id DESC LIMIT $3
+            """, [tenant, dataset, limit])
+        var out: [Summary] = []
+        for r in rows {
+            let id: String = try r.decode("id")
+            let items = try await db.query("""
+                SELECT item_id, method, combination, array_to_string(members, ',') AS members FROM predictor_items
+                WHERE predictor_id = $1 ORDER BY item_id LIMIT 10000
+                """, [id]).map { i in
+                (item: try i.decode("item_id", as: String.self), model: try i.decode("method", as: String.self),
+                 combination: try i.decode("combination", as: String.self),
+                 members: (i.text("members") ?? "").split(separator: ",").map(String.init))
+            }
+            out.append(Summary(id: id, kind: try r.decode("kind"), datasetVersion: try r.decode("dataset_version"),
+                               metrics: (try? JSONValue(parsing: r.text("metrics") ?? "{}")) ?? .object([:]),
+                               createdAt: try r.decode("created_at"), triggerEvent: try r.decode("trigger_event"),
+                               triggerType: r.text("trigger_type"), items: items))
+        }
+        return out
+    }
+
     /// The dataset version of the newest predictor of a kind, or nil when there is none.
     public static func newestVersion(tenant: String, dataset: String, kind: PredictorKind, in db: PostgresConnection) async throws -> Int? {
         try await db.query("SELECT max(dataset_version) AS v FROM predictors WHERE tenant = $1 AND dataset = $2 AND kind = $3",

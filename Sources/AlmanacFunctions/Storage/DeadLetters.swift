@@ -144,3 +144,50 @@ extension DeadLetterStore {
         return done
     }
 }
+
+extension DeadLetterStore {
+    /// A tenant's dead letter as the API lists it.
+    public struct Row: Sendable, Equatable {
+        /// Its id.
+        public var id: Int64
+        /// Where it failed: `router` or a function's name.
+        public var stage: String
+        /// The event's id and type.
+        public var eventID: String, eventType: String?
+        /// Why, and the code.
+        public var errorCode: String, error: String
+        /// Attempts made.
+        public var attempts: Int
+        /// `open`, `redriven` or `discarded`.
+        public var status: String
+        /// When it was dead-lettered.
+        public var createdAt: Date
+        /// The original record's value (`find` only).
+        public var recordValue: Data?
+    }
+
+    /// The tenant's dead letters of events that decoded (a record that did not cannot be told to
+    /// be the tenant's), newest first: those of `status` (`all` for every one) below id `before`.
+    public static func list(tenant: String, status: String, before: Int64?, limit: Int, in db: PostgresConnection) async throws -> [Row] {
+        try await db.query("""
+            SELECT id, stage, event_id, event_type, error_code, error, attempts, status, created_at FROM dead_letters
+            WHERE tenant = $1 AND event_id IS NOT NULL AND ($2 = 'all' OR status = $2) AND ($3::bigint IS NULL OR id < $3)
+            ORDER BY id DESC LIMIT $4
+            """, [tenant, status, before, limit]).map { try row($0, record: false) }
+    }
+
+    /// The tenant's dead letter `id`, with its original record, or nil.
+    public static func find(tenant: String, id: Int64, in db: PostgresConnection) async throws -> Row? {
+        try await db.query("""
+            SELECT id, stage, event_id, event_type, error_code, error, attempts, status, created_at, record_value FROM dead_letters
+            WHERE tenant = $1 AND event_id IS NOT NULL AND id = $2
+            """, [tenant, id]).first.map { try row($0, record: true) }
+    }
+
+    private static func row(_ r: PostgresRow, record: Bool) throws -> Row {
+        Row(id: try r.decode("id"), stage: try r.decode("stage"), eventID: try r.decode("event_id"), eventType: r.text("event_type"),
+            errorCode: try r.decode("error_code"), error: try r.decode("error"), attempts: try r.decode("attempts"),
+            status: try r.decode("status"), createdAt: try r.decode("created_at"),
+            recordValue: record ? try r.decodeIfPresent("record_value", as: Data.self) : nil)
+    }
+}
