@@ -11,6 +11,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// `almanac up`: the embedded default (or real services), supervised.
 struct Up: AsyncParsableCommand {
@@ -36,15 +37,17 @@ struct Up: AsyncParsableCommand {
         // stops everything started so far.
         let stopping = AsyncStream<Int32>.makeStream()
         let signalled = SignalFlag()
-        // `up` supervises processes rather than running services, and its start-up checkpoints
-        // must see a signal the moment it arrives: the flag is set on a dispatch queue, not by a
-        // task that a busy cooperative pool could hold back (an async signal sequence let
-        // endpoints.env be written after a SIGTERM under load).
-        let trap = SignalTrap(signals: [SIGINT, SIGTERM]) { signal in
-            signalled.set(signal)
-            stopping.continuation.yield(signal)
+        // `up` supervises processes rather than running services: it reads the signals as a
+        // sequence (swift-service-lifecycle's), flags the first for its start-up checkpoints and
+        // passes them on to the supervision that follows.
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let relay = Task {
+            for await signal in signals {
+                signalled.set(signal.rawValue)
+                stopping.continuation.yield(signal.rawValue)
+            }
         }
-        defer { trap.cancel() }
+        defer { relay.cancel() }
         let paths = AlmanacPaths.discover()
         let deployment = LocalDeployment(
             options: .init(state: state, functionsDirectory: functions.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? paths.functions,
@@ -197,24 +200,4 @@ struct FunctionCommand: AsyncParsableCommand {
 /// Flushes standard output so supervisors and pipes see lines at once.
 func flushOutput() {
     fflush(nil)
-}
-
-/// Calls a closure on a dispatch queue when the process receives one of the signals (their
-/// default action is replaced): for `up`, whose start-up checks for a signal between steps.
-final class SignalTrap: @unchecked Sendable {
-    // Created once in init, only cancelled afterwards.
-    private var sources: [DispatchSourceSignal] = []
-
-    init(signals: [Int32], _ action: @escaping @Sendable (Int32) -> Void) {
-        for s in signals {
-            signal(s, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: s, queue: .global())
-            source.setEventHandler { action(s) }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    /// Stops trapping.
-    func cancel() { sources.forEach { $0.cancel() } }
 }

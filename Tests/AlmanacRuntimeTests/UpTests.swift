@@ -15,10 +15,11 @@ import Testing
         let process = Process()
         let state: String
         let output: String
-        let port = EmbeddedPostgres.freePort()
+        let port: Int
 
-        init(_ d: TestDeployment) throws {
+        init(_ d: TestDeployment, httpPort: Int = EmbeddedPostgres.freePort()) throws {
             deployment = d
+            port = httpPort
             state = "\(d.directory)/.almanac"
             output = "\(d.directory)/up.out"
             // `up` finds the migrations under its root (they are applied already: a no-op).
@@ -135,14 +136,42 @@ import Testing
 
     @Test func aSignalDuringStartUpStopsEverythingStartedSoFar() async throws {
         let d = try await TestDeployment(functions: [TestFunction(name: "steady", subscribe: "test.up")])
-        let up = try UpProcess(d)
+        // The ingress port is held by a listener that never answers: serve cannot bind it and
+        // `up` keeps waiting for /healthz, so the signal below surely comes during start-up
+        // (without it, a slow test could see the broker only after `up` was ready).
+        let silent = try SilentListener()
+        defer { silent.close() }
+        let up = try UpProcess(d, httpPort: silent.port)
         defer { if up.process.isRunning { kill(up.process.processIdentifier, SIGKILL) }; for p in up.children() { kill(p, SIGKILL) } }
-        // Once the broker is running (and before serve answers), ask `up` to stop.
-        #expect(try await up.wait { up.brokerPID() != nil })
+        // Once the broker and serve were started, ask `up` to stop.
+        #expect(try await up.wait { up.brokerPID() != nil && up.children().count >= 2 })
         kill(up.process.processIdentifier, SIGTERM)
         #expect(try await up.wait(.seconds(60)) { !up.process.isRunning }, "up exited: \(up.printed)")
         #expect(try await up.wait(.seconds(30)) { up.children().isEmpty }, "no orphans: \(up.children())")
         #expect(!FileManager.default.fileExists(atPath: up.endpointsFile), "a stopped start-up announces no endpoints")
         await d.shutdown()
     }
+}
+
+/// A TCP port that is listened on but never answered: connections wait in the backlog and
+/// requests time out.
+final class SilentListener: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, listen(fd, 16) == 0 else { Glibc.close(fd); throw POSIXError(.EADDRINUSE) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { Glibc.close(fd) }
 }
