@@ -55,19 +55,11 @@ extension ForecastAPI {
         guard search.utf8.count <= 200 else { throw Self.bad("search must be at most 200 bytes") }
         let db = pool.next()
         try await requireDataset(name, tenant: tenant, db: db)
-        let rows = try await db.query("""
-            SELECT item_id FROM (
-                SELECT DISTINCT item_id FROM latest_forecasts WHERE tenant = $1 AND dataset = $2
-                UNION
-                SELECT DISTINCT item_id FROM dataset_observations($1, $2)
-                WHERE NOT EXISTS (SELECT 1 FROM latest_forecasts WHERE tenant = $1 AND dataset = $2)
-            ) i
-            WHERE item_id > $3 AND ($4 = '' OR strpos(lower(item_id), lower($4)) > 0)
-            ORDER BY item_id LIMIT $5
-            """, [tenant, name, page.after ?? "", search, page.limit + 1])
-        let ids = try rows.prefix(page.limit).map { try $0.decode("item_id", as: String.self) }
+        let found = try await DatasetSeries.itemIDs(tenant: tenant, dataset: name, after: page.after ?? "", containing: search,
+                                                    limit: page.limit + 1, in: db)
+        let ids = Array(found.prefix(page.limit))
         return Self.json(.ok, ["items": .array(ids.map { .object(["item_id": .string($0)]) }),
-                               "next_cursor": rows.count > page.limit ? .string(Page.cursor(ids.last ?? "")) : .null])
+                               "next_cursor": found.count > page.limit ? .string(Page.cursor(ids.last ?? "")) : .null])
     }
 
     /// One item's observations in time order: the last `limit` (default 1000, at most 10000).
@@ -85,36 +77,23 @@ extension ForecastAPI {
     /// window's quantile forecasts beside the actuals, with the window's timestamps.
     func backtests(_ request: Request, dataset name: String, tenant: String) async throws -> Response {
         let (item, limit, db) = try await itemRequest(request, dataset: name, tenant: tenant, limit: 5, range: 1...20)
-        let rows = try await db.query("""
-            SELECT p.id, p.kind, p.dataset_version, p.created_at, i.method, i.metrics::text AS metrics,
-                   array_to_string(h.actual, ',') AS actual, array_to_string(h.levels, ',') AS levels,
-                   array_to_string(h.quantiles, ',') AS quantiles, cardinality(h.actual) AS steps,
-                   p.id = (SELECT f.predictor_id FROM latest_forecasts l JOIN forecasts f ON f.id = l.forecast_id
-                           WHERE l.tenant = $1 AND l.dataset = $2 LIMIT 1) AS live
-            FROM predictors p
-            LEFT JOIN predictor_items i ON i.predictor_id = p.id AND i.item_id = $3
-            LEFT JOIN predictor_holdouts h ON h.predictor_id = p.id AND h.item_id = $3
-            WHERE p.tenant = $1 AND p.dataset = $2 ORDER BY p.created_at DESC, p.id DESC LIMIT $4
-            """, [tenant, name, item, limit])
         var out: [JSONValue] = []
-        for r in rows {
+        for b in try await Predictor.backtests(tenant: tenant, dataset: name, item: item, limit: limit, in: db) {
             var entry: [String: JSONValue] = [
-                "predictor_id": .string(try r.decode("id")), "kind": .string(try r.decode("kind")),
-                "dataset_version": .number(Double(try r.decode("dataset_version", as: Int.self))),
-                "created_at": .string(RFC3339.format(try r.decode("created_at"))), "live": .bool((try? r.decode("live", as: Bool.self)) ?? false),
-                "model": r.text("method").map(JSONValue.string) ?? .null,
-                "metrics": r.text("metrics").flatMap { try? JSONValue(parsing: $0) } ?? .null, "window": .null,
+                "predictor_id": .string(b.predictorID), "kind": .string(b.kind), "dataset_version": .number(Double(b.datasetVersion)),
+                "created_at": .string(RFC3339.format(b.createdAt)), "live": .bool(b.live),
+                "model": b.model.map(JSONValue.string) ?? .null, "metrics": b.metrics ?? .null, "window": .null,
             ]
-            if let steps = try r.decodeIfPresent("steps", as: Int.self), steps > 0 {
-                let actual = Self.numbers(r.text("actual")), levels = Self.numbers(r.text("levels")), flat = Self.numbers(r.text("quantiles"))
+            let steps = b.actual.count
+            if steps > 0 {
                 // The window is the item's last `steps` observations of the version the predictor was trained on.
-                let stamps = try await db.query("""
-                    SELECT ts FROM (SELECT ts FROM dataset_observations($1, $2, $3) WHERE version <= $4 ORDER BY ts DESC LIMIT $5) w ORDER BY ts
-                    """, [tenant, name, item, try r.decode("dataset_version", as: Int.self), steps])
-                if stamps.count == steps, actual.count == steps, !levels.isEmpty, flat.count == steps * levels.count {
+                let stamps = try await DatasetSeries.lastTimestamps(tenant: tenant, dataset: name, item: item, upToVersion: b.datasetVersion,
+                                                                    count: steps, in: db)
+                let levels = b.levels, flat = b.quantiles
+                if stamps.count == steps, !levels.isEmpty, flat.count == steps * levels.count {
                     entry["window"] = .object([
-                        "timestamps": .array(try stamps.map { .string(RFC3339.format(try $0.decode("ts"))) }),
-                        "actual": .array(actual.map(JSONValue.number)), "levels": .array(levels.map(JSONValue.number)),
+                        "timestamps": .array(stamps.map { .string(RFC3339.format($0)) }),
+                        "actual": .array(b.actual.map(JSONValue.number)), "levels": .array(levels.map(JSONValue.number)),
                         "quantiles": .array((0..<steps).map { s in .array(flat[(s * levels.count)..<((s + 1) * levels.count)].map(JSONValue.number)) }),
                     ])
                 }
@@ -137,44 +116,17 @@ extension ForecastAPI {
             guard parts.count == 2, let micros = Int64(parts[0]), micros >= 0 else { throw Self.bad("cursor is not one this API returned") }
             before = (micros, parts[1])
         }
-        let db = pool.next()
-        let rows = try await db.query("""
-            WITH RECURSIVE arrivals AS (
-                SELECT id, source, archived_at FROM event_archive
-                WHERE tenant = $1 AND type = 'almanac.data.arrived'
-                  AND ($2::bigint IS NULL OR (archived_at, id) < (timestamptz 'epoch' + $2 * interval '1 microsecond', $3))
-                ORDER BY archived_at DESC, id DESC LIMIT $4
-            ), chain AS (
-                SELECT a.id AS root, e.id, e.source, e.type, e.subject, e.time, e.archived_at, 0 AS depth
-                FROM arrivals a JOIN event_archive e ON e.tenant = $1 AND e.id = a.id AND e.source = a.source
-                UNION ALL
-                SELECT c.root, e.id, e.source, e.type, e.subject, e.time, e.archived_at, c.depth + 1
-                FROM chain c JOIN event_archive e ON e.causation_id = c.id AND e.tenant = $1
-                WHERE c.depth < 16
-            )
-            SELECT c.root, c.id, c.source, c.type, c.subject, c.archived_at, c.depth,
-                   (SELECT archived_at FROM arrivals a WHERE a.id = c.root LIMIT 1) AS root_at,
-                   (SELECT (extract(epoch FROM a.archived_at - timestamptz 'epoch') * 1000000)::bigint FROM arrivals a WHERE a.id = c.root LIMIT 1) AS root_micros,
-                   (SELECT json_agg(json_build_object('id', d.id, 'state', d.state, 'attempts', d.attempts,
-                                                      'last_status', d.last_status, 'delivered_at', d.delivered_at) ORDER BY d.id)::text
-                    FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
-                    WHERE w.tenant = $1 AND d.event_id = c.id) AS deliveries
-            FROM chain c ORDER BY root_at DESC, c.root DESC, c.archived_at, c.depth LIMIT 5000
-            """, [tenant, before?.0, before?.1, limit + 1])
         var order: [String] = []
         var chains: [String: (at: Date, micros: Int64, steps: [JSONValue])] = [:]
-        for r in rows {
-            let root: String = try r.decode("root")
-            let at: Date = try r.decode("archived_at")
-            if chains[root] == nil { order.append(root); chains[root] = (try r.decode("root_at"), try r.decode("root_micros"), []) }
-            let start = chains[root]!.at
-            var step: [String: JSONValue] = [
-                "event_id": .string(try r.decode("id")), "type": .string(try r.decode("type")),
-                "subject": r.text("subject").map(JSONValue.string) ?? .null, "archived_at": .string(RFC3339.format(at)),
-                "after_ms": .number((at.timeIntervalSince(start) * 1000).rounded()),
+        for step in try await EventArchive.arrivalChains(tenant: tenant, before: before, limit: limit + 1, in: pool.next()) {
+            if chains[step.root] == nil { order.append(step.root); chains[step.root] = (step.rootAt, step.rootMicros, []) }
+            let start = chains[step.root]!.at
+            var entry: [String: JSONValue] = [
+                "event_id": .string(step.id), "type": .string(step.type), "subject": step.subject.map(JSONValue.string) ?? .null,
+                "archived_at": .string(RFC3339.format(step.archivedAt)), "after_ms": .number((step.archivedAt.timeIntervalSince(start) * 1000).rounded()),
             ]
-            if let d = r.text("deliveries"), let list = try? JSONValue(parsing: d) { step["deliveries"] = list }
-            chains[root]!.steps.append(.object(step))
+            if let d = step.deliveries { entry["deliveries"] = d }
+            chains[step.root]!.steps.append(.object(entry))
         }
         let shown = Array(order.prefix(limit))
         let items: [JSONValue] = shown.map { root in
@@ -202,10 +154,5 @@ extension ForecastAPI {
             throw bad("\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound), got \(EventLimits.quoted(String(text)))")
         }
         return n
-    }
-
-    /// The numbers of a comma-separated array text (`array_to_string`).
-    static func numbers(_ text: String?) -> [Double] {
-        (text ?? "").split(separator: ",").compactMap { Double($0) }
     }
 }

@@ -128,13 +128,10 @@ public struct ForecastAPI: IngressRoutes {
         let page = try Page(request)
         let db = pool.next()
         // One statement for the page, whatever its size.
-        let rows = try await db.query("""
-            SELECT \(DatasetStore.columns), \(Self.latestColumns) FROM datasets d
-            WHERE d.tenant = $1 AND ($2::text IS NULL OR d.name > $2) ORDER BY d.name LIMIT $3
-            """, [tenant, page.after, page.limit + 1])
+        let rows = try await DatasetStore.page(tenant: tenant, after: page.after, limit: page.limit + 1, in: db)
         let shown = Array(rows.prefix(page.limit))
-        let items = try shown.map { r in Self.summary(try DatasetStore.dataset(from: r, tenant: tenant), r) }
-        let last = try shown.last?.decode("name", as: String.self)
+        let items = shown.map { Self.summary($0.0, $0.1) }
+        let last = shown.last?.0.name
         return Self.json(.ok, ["items": .array(items), "next_cursor": rows.count > page.limit ? .string(Page.cursor(last ?? "")) : .null])
     }
 
@@ -170,25 +167,15 @@ public struct ForecastAPI: IngressRoutes {
         let db = pool.next()
         guard let d = try await DatasetStore.find(tenant: tenant, name: name, in: db) else { throw Self.noDataset(name, tenant) }
         var out = try await summary(d, db: db).objectValue ?? [:]
-        let versions = try await db.query("""
-            SELECT version, ingest_id, source, rows_read, rows_rejected, rows_changed, items, created_at FROM dataset_versions
-            WHERE tenant = $1 AND dataset = $2 ORDER BY version DESC LIMIT 20
-            """, [tenant, name])
-        out["versions"] = .array(try versions.map { v in
-            .object(["version": .number(Double(try v.decode("version", as: Int.self))), "import_id": .string(try v.decode("ingest_id")),
-                     "source": .string(try v.decode("source")), "rows_read": .number(Double(try v.decode("rows_read", as: Int.self))),
-                     "rows_rejected": .number(Double(try v.decode("rows_rejected", as: Int.self))),
-                     "rows_changed": .number(Double(try v.decode("rows_changed", as: Int.self))),
-                     "items": .number(Double(try v.decode("items", as: Int.self))), "created_at": .string(RFC3339.format(try v.decode("created_at")))])
+        out["versions"] = .array(try await DatasetStore.versions(tenant: tenant, name: name, limit: 20, in: db).map { v in
+            .object(["version": .number(Double(v.version)), "import_id": .string(v.importID), "source": .string(v.source),
+                     "rows_read": .number(Double(v.rowsRead)), "rows_rejected": .number(Double(v.rowsRejected)),
+                     "rows_changed": .number(Double(v.rowsChanged)), "items": .number(Double(v.items)),
+                     "created_at": .string(RFC3339.format(v.createdAt))])
         })
-        let reports = try await db.query("""
-            SELECT ingest_id, source, accepted, report::text AS report, created_at FROM ingest_reports
-            WHERE tenant = $1 AND dataset = $2 ORDER BY created_at DESC, ingest_id LIMIT 20
-            """, [tenant, name])
-        out["imports"] = .array(try reports.map { r in
-            .object(["import_id": .string(try r.decode("ingest_id")), "source": .string(try r.decode("source")),
-                     "accepted": .bool(try r.decode("accepted")), "report": (try? JSONValue(parsing: r.text("report") ?? "{}")) ?? .object([:]),
-                     "created_at": .string(RFC3339.format(try r.decode("created_at")))])
+        out["imports"] = .array(try await DatasetStore.importReports(tenant: tenant, name: name, limit: 20, in: db).map { r in
+            .object(["import_id": .string(r.importID), "source": .string(r.source), "accepted": .bool(r.accepted), "report": r.report,
+                     "created_at": .string(RFC3339.format(r.createdAt))])
         })
         return Self.json(.ok, .object(out))
     }
@@ -203,29 +190,22 @@ public struct ForecastAPI: IngressRoutes {
         return Response(status: .noContent)
     }
 
-    /// A dataset's latest version and live forecast, as select-list columns over `datasets d`.
-    static let latestColumns = """
-        (SELECT max(version) FROM dataset_versions v WHERE v.tenant = d.tenant AND v.dataset = d.name) AS version,
-        (SELECT forecast_id FROM latest_forecasts l WHERE l.tenant = d.tenant AND l.dataset = d.name LIMIT 1) AS forecast
-        """
-
     /// A dataset's settings, with its latest version and live forecast.
     func summary(_ d: Dataset, db: PostgresConnection) async throws -> JSONValue {
-        let latest = try await db.query("SELECT \(Self.latestColumns) FROM datasets d WHERE d.tenant = $1 AND d.name = $2", [d.tenant, d.name])
-        guard let row = latest.first else { throw Self.noDataset(d.name, d.tenant) }
-        return Self.summary(d, row)
+        guard let latest = try await DatasetStore.latest(tenant: d.tenant, name: d.name, in: db) else { throw Self.noDataset(d.name, d.tenant) }
+        return Self.summary(d, latest)
     }
 
-    /// A dataset's settings, with the latest version and live forecast a row of `latestColumns` holds.
-    static func summary(_ d: Dataset, _ latest: PostgresRow) -> JSONValue {
+    /// A dataset's settings, with its latest version and live forecast.
+    static func summary(_ d: Dataset, _ latest: DatasetStore.Latest) -> JSONValue {
         .object([
             "name": .string(d.name), "horizon": .number(Double(d.horizon)), "frequency": d.frequency.map(JSONValue.string) ?? .null,
             "quantiles": .array(d.quantiles.map(JSONValue.number)), "models": .string(d.models),
             "retrain_wape": d.retrainWAPE.map(JSONValue.number) ?? .null, "retrain_factor": .number(d.retrainFactor),
             "max_error_rate": .number(d.maxErrorRate), "max_file_bytes": .number(Double(d.maxFileBytes)),
             "max_line_bytes": .number(Double(d.maxLineBytes)),
-            "latest_version": latest.text("version").flatMap(Int.init).map { .number(Double($0)) } ?? .null,
-            "live_forecast_id": latest.text("forecast").map(JSONValue.string) ?? .null,
+            "latest_version": latest.version.map { .number(Double($0)) } ?? .null,
+            "live_forecast_id": latest.liveForecastID.map(JSONValue.string) ?? .null,
         ])
     }
 

@@ -56,23 +56,15 @@ extension ForecastAPI {
     }
 
     func listEndpoints(tenant: String) async throws -> Response {
-        let rows = try await pool.next().query("""
-            SELECT id, url, array_to_string(event_types, ',') AS types, allow_private, disabled_why, created_at FROM webhook_endpoints
-            WHERE tenant = $1 AND deleted_at IS NULL ORDER BY created_at, id LIMIT 1000
-            """, [tenant])
-        return Self.json(.ok, ["items": .array(try rows.map { r in
-            .object(["id": .string(try r.decode("id")), "url": .string(try r.decode("url")),
-                     "events": .array((r.text("types") ?? "").split(separator: ",").map { .string(String($0)) }),
-                     "allow_private": .bool(try r.decode("allow_private")), "disabled": r.text("disabled_why").map(JSONValue.string) ?? .null,
-                     "created_at": .string(RFC3339.format(try r.decode("created_at")))])
+        return Self.json(.ok, ["items": .array(try await Webhooks.listing(tenant: tenant, in: pool.next()).map { e in
+            .object(["id": .string(e.id), "url": .string(e.url), "events": .array(e.eventTypes.map(JSONValue.string)),
+                     "allow_private": .bool(e.allowPrivate), "disabled": e.disabledWhy.map(JSONValue.string) ?? .null,
+                     "created_at": .string(RFC3339.format(e.createdAt))])
         })])
     }
 
     func deleteEndpoint(_ id: String, tenant: String) async throws -> Response {
-        let n = try await pool.next().execute("""
-            UPDATE webhook_endpoints SET deleted_at = now() WHERE id = $1 AND tenant = $2 AND deleted_at IS NULL
-            """, [id, tenant])
-        guard n == 1 else { throw Self.noEndpoint(id, tenant) }
+        guard try await Webhooks.delete(id, tenant: tenant, in: pool.next()) else { throw Self.noEndpoint(id, tenant) }
         return Response(status: .noContent)
     }
 
@@ -97,26 +89,18 @@ extension ForecastAPI {
     func deliveries(_ request: Request, endpoint id: String, tenant: String) async throws -> Response {
         let page = try Page(request, defaultLimit: 50)
         let db = pool.next()
-        guard try await !db.query("SELECT 1 FROM webhook_endpoints WHERE id = $1 AND tenant = $2", [id, tenant]).isEmpty else {
-            throw Self.noEndpoint(id, tenant)
-        }
+        guard try await Webhooks.exists(id, tenant: tenant, in: db) else { throw Self.noEndpoint(id, tenant) }
         let before = page.after.flatMap(Int64.init)
         if page.after != nil && before == nil { throw Self.bad("cursor is not one this API returned") }
-        let rows = try await db.query("""
-            SELECT id, event_id, event_type, webhook_id, state, attempts, last_status, last_error, created_at, delivered_at FROM webhook_deliveries
-            WHERE endpoint_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3
-            """, [id, before, page.limit + 1])
+        let rows = try await WebhookDeliveries.page(endpointID: id, before: before, limit: page.limit + 1, in: db)
         let shown = Array(rows.prefix(page.limit))
-        let items: [JSONValue] = try shown.map { r in
-            .object(["id": .number(Double(try r.decode("id", as: Int64.self))), "event_id": .string(try r.decode("event_id")),
-                     "event_type": .string(try r.decode("event_type")), "webhook_id": .string(try r.decode("webhook_id")),
-                     "state": .string(try r.decode("state")), "attempts": .number(Double(try r.decode("attempts", as: Int.self))),
-                     "last_status": (try r.decodeIfPresent("last_status", as: Int.self)).map { .number(Double($0)) } ?? .null,
-                     "last_error": r.text("last_error").map(JSONValue.string) ?? .null,
-                     "created_at": .string(RFC3339.format(try r.decode("created_at"))),
-                     "delivered_at": (try r.decodeIfPresent("delivered_at", as: Date.self)).map { .string(RFC3339.format($0)) } ?? .null])
+        let items: [JSONValue] = shown.map { d in
+            .object(["id": .number(Double(d.id)), "event_id": .string(d.eventID), "event_type": .string(d.eventType),
+                     "webhook_id": .string(d.webhookID), "state": .string(d.state), "attempts": .number(Double(d.attempts)),
+                     "last_status": d.lastStatus.map { .number(Double($0)) } ?? .null, "last_error": d.lastError.map(JSONValue.string) ?? .null,
+                     "created_at": .string(RFC3339.format(d.createdAt)), "delivered_at": d.deliveredAt.map { .string(RFC3339.format($0)) } ?? .null])
         }
-        let next = rows.count > page.limit ? (try shown.last?.decode("id", as: Int64.self)).map { Page.cursor(String($0)) } : nil
+        let next = rows.count > page.limit ? shown.last.map { Page.cursor(String($0.id)) } : nil
         return Self.json(.ok, ["items": .array(items), "next_cursor": next.map(JSONValue.string) ?? .null])
     }
 

@@ -16,6 +16,30 @@ public struct DatasetSeries: Sendable {
         return try r[0].decode("v")
     }
 
+    /// The dataset's item ids after `after`, by id, that contain `containing` (case-insensitive;
+    /// all when empty): the items of the live forecast, or of the data before there is one.
+    public static func itemIDs(tenant: String, dataset: String, after: String, containing: String, limit: Int,
+                               in db: PostgresConnection) async throws -> [String] {
+        try await db.query("""
+            SELECT item_id FROM (
+                SELECT DISTINCT item_id FROM latest_forecasts WHERE tenant = $1 AND dataset = $2
+                UNION
+                SELECT DISTINCT item_id FROM dataset_observations($1, $2)
+                WHERE NOT EXISTS (SELECT 1 FROM latest_forecasts WHERE tenant = $1 AND dataset = $2)
+            ) i
+            WHERE item_id > $3 AND ($4 = '' OR strpos(lower(item_id), lower($4)) > 0)
+            ORDER BY item_id LIMIT $5
+            """, [tenant, dataset, after, containing, limit]).map { try $0.decode("item_id") }
+    }
+
+    /// The timestamps of an item's last `count` observations as of dataset version `version`, oldest first.
+    public static func lastTimestamps(tenant: String, dataset: String, item: String, upToVersion version: Int, count: Int,
+                                      in db: PostgresConnection) async throws -> [Date] {
+        try await db.query("""
+            SELECT ts FROM (SELECT ts FROM dataset_observations($1, $2, $3) WHERE version <= $4 ORDER BY ts DESC LIMIT $5) w ORDER BY ts
+            """, [tenant, dataset, item, version, count]).map { try $0.decode("ts") }
+    }
+
     /// Reads every item of the dataset, gaps filled with zero (Amazon Forecast's default
     /// middle fill for the target).
     /// - Throws: `PipelineError` naming the item whose timestamps do not fit one grid.

@@ -173,3 +173,83 @@ public struct PipelineError: Error, CustomStringConvertible, Sendable {
     /// The message.
     public var description: String { message }
 }
+
+extension DatasetStore {
+    /// A dataset's latest version and live forecast.
+    public struct Latest: Sendable, Equatable {
+        /// The latest version, when it has one.
+        public var version: Int?
+        /// The forecast in `latest_forecasts`, when there is one.
+        public var liveForecastID: String?
+    }
+
+    /// One version of a dataset: the import that made it.
+    public struct Version: Sendable, Equatable {
+        /// The version and the import (`ingest_id`) that made it.
+        public var version: Int, importID: String
+        /// The file's location.
+        public var source: String
+        /// Rows read, refused and changed, and items.
+        public var rowsRead: Int, rowsRejected: Int, rowsChanged: Int, items: Int
+        /// When it was made.
+        public var createdAt: Date
+    }
+
+    /// One import's report, accepted or not.
+    public struct ImportReport: Sendable, Equatable {
+        /// The import and the file's location.
+        public var importID: String, source: String
+        /// Whether it became a version.
+        public var accepted: Bool
+        /// The report (JSON).
+        public var report: JSONValue
+        /// When it was made.
+        public var createdAt: Date
+    }
+
+    /// A dataset's latest version and live forecast, as select-list columns over `datasets d`.
+    static let latestColumns = """
+        (SELECT max(version) FROM dataset_versions v WHERE v.tenant = d.tenant AND v.dataset = d.name) AS version,
+        (SELECT forecast_id FROM latest_forecasts l WHERE l.tenant = d.tenant AND l.dataset = d.name LIMIT 1) AS forecast
+        """
+
+    static func latest(from r: PostgresRow) -> Latest {
+        Latest(version: r.text("version").flatMap(Int.init), liveForecastID: r.text("forecast"))
+    }
+
+    /// The tenant's datasets after `after`, by name, each with its latest version and live forecast: one statement.
+    public static func page(tenant: String, after: String?, limit: Int, in db: PostgresConnection) async throws -> [(Dataset, Latest)] {
+        try await db.query("""
+            SELECT \(columns), \(latestColumns) FROM datasets d
+            WHERE d.tenant = $1 AND ($2::text IS NULL OR d.name > $2) ORDER BY d.name LIMIT $3
+            """, [tenant, after, limit]).map { r in (try dataset(from: r, tenant: tenant), latest(from: r)) }
+    }
+
+    /// A dataset's latest version and live forecast, or nil when the tenant has no such dataset.
+    public static func latest(tenant: String, name: String, in db: PostgresConnection) async throws -> Latest? {
+        try await db.query("SELECT \(latestColumns) FROM datasets d WHERE d.tenant = $1 AND d.name = $2", [tenant, name]).first.map(latest(from:))
+    }
+
+    /// A dataset's latest versions, newest first.
+    public static func versions(tenant: String, name: String, limit: Int, in db: PostgresConnection) async throws -> [Version] {
+        try await db.query("""
+            SELECT version, ingest_id, source, rows_read, rows_rejected, rows_changed, items, created_at FROM dataset_versions
+            WHERE tenant = $1 AND dataset = $2 ORDER BY version DESC LIMIT $3
+            """, [tenant, name, limit]).map { v in
+            Version(version: try v.decode("version"), importID: try v.decode("ingest_id"), source: try v.decode("source"),
+                    rowsRead: try v.decode("rows_read"), rowsRejected: try v.decode("rows_rejected"), rowsChanged: try v.decode("rows_changed"),
+                    items: try v.decode("items"), createdAt: try v.decode("created_at"))
+        }
+    }
+
+    /// A dataset's latest import reports, newest first.
+    public static func importReports(tenant: String, name: String, limit: Int, in db: PostgresConnection) async throws -> [ImportReport] {
+        try await db.query("""
+            SELECT ingest_id, source, accepted, report::text AS report, created_at FROM ingest_reports
+            WHERE tenant = $1 AND dataset = $2 ORDER BY created_at DESC, ingest_id LIMIT $3
+            """, [tenant, name, limit]).map { r in
+            ImportReport(importID: try r.decode("ingest_id"), source: try r.decode("source"), accepted: try r.decode("accepted"),
+                         report: (try? JSONValue(parsing: r.text("report") ?? "{}")) ?? .object([:]), createdAt: try r.decode("created_at"))
+        }
+    }
+}

@@ -147,6 +147,40 @@ public struct Predictor: Sendable {
         return out
     }
 
+    /// One predictor's backtest of one item: the model chosen, its metrics, and the held-out
+    /// window (actuals, levels, quantiles flattened `[step][level]`; empty without a holdout).
+    public struct ItemBacktest: Sendable {
+        /// The predictor, its kind and dataset version, and when it was stored.
+        public var predictorID: String, kind: String, datasetVersion: Int, createdAt: Date
+        /// Whether the live forecast came from it.
+        public var live: Bool
+        /// The model chosen for the item and its backtest metrics, when it covers the item.
+        public var model: String?, metrics: JSONValue?
+        /// The held-out values, the levels and the quantiles of the window.
+        public var actual: [Double], levels: [Double], quantiles: [Double]
+    }
+
+    /// The dataset's latest predictors' backtests of `item`, newest first.
+    public static func backtests(tenant: String, dataset: String, item: String, limit: Int, in db: PostgresConnection) async throws -> [ItemBacktest] {
+        func numbers(_ text: String?) -> [Double] { (text ?? "").split(separator: ",").compactMap { Double($0) } }
+        return try await db.query("""
+            SELECT p.id, p.kind, p.dataset_version, p.created_at, i.method, i.metrics::text AS metrics,
+                   array_to_string(h.actual, ',') AS actual, array_to_string(h.levels, ',') AS levels,
+                   array_to_string(h.quantiles, ',') AS quantiles,
+                   p.id = (SELECT f.predictor_id FROM latest_forecasts l JOIN forecasts f ON f.id = l.forecast_id
+                           WHERE l.tenant = $1 AND l.dataset = $2 LIMIT 1) AS live
+            FROM predictors p
+            LEFT JOIN predictor_items i ON i.predictor_id = p.id AND i.item_id = $3
+            LEFT JOIN predictor_holdouts h ON h.predictor_id = p.id AND h.item_id = $3
+            WHERE p.tenant = $1 AND p.dataset = $2 ORDER BY p.created_at DESC, p.id DESC LIMIT $4
+            """, [tenant, dataset, item, limit]).map { r in
+            ItemBacktest(predictorID: try r.decode("id"), kind: try r.decode("kind"), datasetVersion: try r.decode("dataset_version"),
+                         createdAt: try r.decode("created_at"), live: (try? r.decode("live", as: Bool.self)) ?? false,
+                         model: r.text("method"), metrics: r.text("metrics").flatMap { try? JSONValue(parsing: $0) },
+                         actual: numbers(r.text("actual")), levels: numbers(r.text("levels")), quantiles: numbers(r.text("quantiles")))
+        }
+    }
+
     /// The dataset version of the newest predictor of a kind, or nil when there is none.
     public static func newestVersion(tenant: String, dataset: String, kind: PredictorKind, in db: PostgresConnection) async throws -> Int? {
         try await db.query("SELECT max(dataset_version) AS v FROM predictors WHERE tenant = $1 AND dataset = $2 AND kind = $3",

@@ -89,4 +89,29 @@ public enum WebhookDeliveries {
     public static func disableEndpoint(_ endpointID: String, why: String, in db: PostgresConnection) async throws {
         try await db.execute("UPDATE webhook_endpoints SET disabled_at = now(), disabled_why = $2 WHERE id = $1", [endpointID, why])
     }
+
+    /// A delivery as the API lists it.
+    public struct Listed: Sendable, Equatable {
+        /// Its id, event and `webhook-id`.
+        public var id: Int64, eventID: String, eventType: String, webhookID: String
+        /// `pending`, `delivered` or `failed`, and the attempts made.
+        public var state: String, attempts: Int
+        /// The last answer's status and error.
+        public var lastStatus: Int?, lastError: String?
+        /// When it was made and delivered.
+        public var createdAt: Date, deliveredAt: Date?
+    }
+
+    /// An endpoint's deliveries, newest first, below id `before`.
+    public static func page(endpointID: String, before: Int64?, limit: Int, in db: PostgresConnection) async throws -> [Listed] {
+        try await db.query("""
+            SELECT id, event_id, event_type, webhook_id, state, attempts, last_status, last_error, created_at, delivered_at FROM webhook_deliveries
+            WHERE endpoint_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3
+            """, [endpointID, before, limit]).map { r in
+            Listed(id: try r.decode("id"), eventID: try r.decode("event_id"), eventType: try r.decode("event_type"),
+                   webhookID: try r.decode("webhook_id"), state: try r.decode("state"), attempts: try r.decode("attempts"),
+                   lastStatus: try r.decodeIfPresent("last_status"), lastError: r.text("last_error"),
+                   createdAt: try r.decode("created_at"), deliveredAt: try r.decodeIfPresent("delivered_at"))
+        }
+    }
 }

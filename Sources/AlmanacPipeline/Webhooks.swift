@@ -57,6 +57,42 @@ public enum Webhooks {
         }
     }
 
+    /// A tenant's endpoint as the API lists it (no secret).
+    public struct Listed: Sendable, Equatable {
+        /// Its id and URL.
+        public var id: String, url: String
+        /// The event types (or prefixes) it wants.
+        public var eventTypes: [String]
+        /// Whether it may be on a private network.
+        public var allowPrivate: Bool
+        /// Why it was disabled, when it was.
+        public var disabledWhy: String?
+        /// When it was added.
+        public var createdAt: Date
+    }
+
+    /// The tenant's endpoints that are not deleted, oldest first (at most 1000).
+    public static func listing(tenant: String, in db: PostgresConnection) async throws -> [Listed] {
+        try await db.query("""
+            SELECT id, url, array_to_string(event_types, ',') AS types, allow_private, disabled_why, created_at FROM webhook_endpoints
+            WHERE tenant = $1 AND deleted_at IS NULL ORDER BY created_at, id LIMIT 1000
+            """, [tenant]).map { r in
+            Listed(id: try r.decode("id"), url: try r.decode("url"), eventTypes: (r.text("types") ?? "").split(separator: ",").map(String.init),
+                   allowPrivate: try r.decode("allow_private"), disabledWhy: r.text("disabled_why"), createdAt: try r.decode("created_at"))
+        }
+    }
+
+    /// Whether the tenant has endpoint `id` (deleted ones included: their deliveries stay readable).
+    public static func exists(_ id: String, tenant: String, in db: PostgresConnection) async throws -> Bool {
+        try await !db.query("SELECT 1 FROM webhook_endpoints WHERE id = $1 AND tenant = $2", [id, tenant]).isEmpty
+    }
+
+    /// Deletes the tenant's endpoint (kept for its deliveries); false when it has none of that id.
+    public static func delete(_ id: String, tenant: String, in db: PostgresConnection) async throws -> Bool {
+        try await db.execute("UPDATE webhook_endpoints SET deleted_at = now() WHERE id = $1 AND tenant = $2 AND deleted_at IS NULL",
+                             [id, tenant]) == 1
+    }
+
     /// Gives an endpoint of the tenant a new secret; the old one goes on signing beside it
     /// (two `v1,` signatures in one header, as Standard Webhooks allows) for `overlap` seconds,
     /// so a receiver can switch to the new secret without refusing a delivery.

@@ -116,4 +116,47 @@ public enum EventArchive {
               AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.event_id = o.event_id AND d.stage = 'router')
             """, [Outbox.busTopic, sentSince, olderThan])
     }
+
+    /// One event of a data arrival's chain (the arrival itself at depth 0).
+    public struct ChainStep: Sendable {
+        /// The arrival the chain starts from, when it was archived, and that time in microseconds since 1970 (the cursor).
+        public var root: String, rootAt: Date, rootMicros: Int64
+        /// The event.
+        public var id: String, type: String, subject: String?, archivedAt: Date
+        /// Its webhook deliveries (id, state, attempts, last_status, delivered_at), when it has any.
+        public var deliveries: JSONValue?
+    }
+
+    /// The tenant's latest `limit` data arrivals before the cursor (microseconds, id), each
+    /// with the events it caused through causation ids (at most 16 deep) and their webhook
+    /// deliveries: arrivals newest first, each chain's events in archive order (at most 5000 steps).
+    public static func arrivalChains(tenant: String, before: (Int64, String)?, limit: Int, in db: PostgresConnection) async throws -> [ChainStep] {
+        try await db.query("""
+            WITH RECURSIVE arrivals AS (
+                SELECT id, source, archived_at FROM event_archive
+                WHERE tenant = $1 AND type = 'almanac.data.arrived'
+                  AND ($2::bigint IS NULL OR (archived_at, id) < (timestamptz 'epoch' + $2 * interval '1 microsecond', $3))
+                ORDER BY archived_at DESC, id DESC LIMIT $4
+            ), chain AS (
+                SELECT a.id AS root, e.id, e.source, e.type, e.subject, e.time, e.archived_at, 0 AS depth
+                FROM arrivals a JOIN event_archive e ON e.tenant = $1 AND e.id = a.id AND e.source = a.source
+                UNION ALL
+                SELECT c.root, e.id, e.source, e.type, e.subject, e.time, e.archived_at, c.depth + 1
+                FROM chain c JOIN event_archive e ON e.causation_id = c.id AND e.tenant = $1
+                WHERE c.depth < 16
+            )
+            SELECT c.root, c.id, c.source, c.type, c.subject, c.archived_at, c.depth,
+                   (SELECT archived_at FROM arrivals a WHERE a.id = c.root LIMIT 1) AS root_at,
+                   (SELECT (extract(epoch FROM a.archived_at - timestamptz 'epoch') * 1000000)::bigint FROM arrivals a WHERE a.id = c.root LIMIT 1) AS root_micros,
+                   (SELECT json_agg(json_build_object('id', d.id, 'state', d.state, 'attempts', d.attempts,
+                                                      'last_status', d.last_status, 'delivered_at', d.delivered_at) ORDER BY d.id)::text
+                    FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
+                    WHERE w.tenant = $1 AND d.event_id = c.id) AS deliveries
+            FROM chain c ORDER BY root_at DESC, c.root DESC, c.archived_at, c.depth LIMIT 5000
+            """, [tenant, before?.0, before?.1, limit]).map { r in
+            ChainStep(root: try r.decode("root"), rootAt: try r.decode("root_at"), rootMicros: try r.decode("root_micros"),
+                      id: try r.decode("id"), type: try r.decode("type"), subject: r.text("subject"), archivedAt: try r.decode("archived_at"),
+                      deliveries: r.text("deliveries").flatMap { try? JSONValue(parsing: $0) })
+        }
+    }
 }
