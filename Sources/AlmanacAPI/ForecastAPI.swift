@@ -269,29 +269,19 @@ public struct ForecastAPI: IngressRoutes {
     func importStatus(dataset name: String, id: String, tenant: String) async throws -> Response {
         guard !id.isEmpty, id.utf8.count <= 200 else { throw EventIngress.Problem(.notFound, "no import \(EventLimits.quoted(id))") }
         let db = pool.next()
-        let rows = try await db.query("""
-            SELECT 1 AS rank, r.accepted, r.report::text AS report,
-                   (SELECT version FROM dataset_versions v WHERE v.tenant = $1 AND v.ingest_id = $3) AS version, NULL::text AS error
-            FROM ingest_reports r WHERE r.tenant = $1 AND r.dataset = $2 AND r.ingest_id = $3
-            UNION ALL
-            SELECT 2, NULL, NULL, NULL, d.error FROM dead_letters d
-            WHERE d.tenant = $1 AND d.stage IN ('router', 'ingest') AND d.event_id = $3
-              AND EXISTS (SELECT 1 FROM event_archive a WHERE a.tenant = $1 AND a.id = $3 AND a.subject = $2)
-            UNION ALL
-            SELECT 3, NULL, NULL, NULL, NULL FROM event_archive a
-            WHERE a.tenant = $1 AND a.id = $3 AND a.type = 'almanac.data.arrived' AND a.subject = $2
-            ORDER BY rank LIMIT 1
-            """, [tenant, name, id])
-        guard let r = rows.first else { throw EventIngress.Problem(.notFound, "dataset \(name) of tenant \(tenant) has no import \(EventLimits.quoted(id))") }
+        guard let state = try await DatasetStore.importState(tenant: tenant, dataset: name, id: id, in: db) else {
+            throw EventIngress.Problem(.notFound, "dataset \(name) of tenant \(tenant) has no import \(EventLimits.quoted(id))")
+        }
         var out: [String: JSONValue] = ["import_id": .string(id), "dataset": .string(name)]
-        if let accepted = r.text("accepted") {
-            out["status"] = .string(accepted == "t" ? "accepted" : "rejected")
-            out["report"] = (try? JSONValue(parsing: r.text("report") ?? "{}")) ?? .object([:])
-            out["version"] = (try r.decodeIfPresent("version", as: Int.self)).map { .number(Double($0)) } ?? .null
-        } else if let error = r.text("error") {
+        switch state {
+        case .reported(let accepted, let report, let version):
+            out["status"] = .string(accepted ? "accepted" : "rejected")
+            out["report"] = report
+            out["version"] = version.map { .number(Double($0)) } ?? .null
+        case .failed(let error):
             out["status"] = "failed"
             out["error"] = .string(error)
-        } else {
+        case .pending:
             out["status"] = "pending"
         }
         return Self.json(.ok, .object(out))
@@ -309,9 +299,10 @@ public struct ForecastAPI: IngressRoutes {
         if let forecastID, forecastID.utf8.count > 200 || forecastID.isEmpty { throw EventIngress.Problem(.badRequest, "forecast_id must be 1 to 200 bytes") }
         let page = try Page(request, defaultLimit: 100)
         let db = pool.next()
-        let rows = try await Self.forecastRows(db, tenant: tenant, dataset: name, item: item, forecastID: forecastID, page: page)
-        if rows.count == 0, try await DatasetStore.find(tenant: tenant, name: name, in: db) == nil { throw Self.noDataset(name, tenant) }
-        let table = try ForecastTable(rows: rows, limit: page.limit)
+        let points = try await ForecastStore.points(tenant: tenant, dataset: name, item: item, forecastID: forecastID,
+                                                    after: page.after ?? "", limit: page.limit + 1, in: db)
+        if points.isEmpty, try await DatasetStore.find(tenant: tenant, name: name, in: db) == nil { throw Self.noDataset(name, tenant) }
+        let table = ForecastTable(points: points, limit: page.limit)
         guard let id = table.forecastID else {
             throw EventIngress.Problem(.notFound, forecastID.map { "dataset \(name) has no forecast \(EventLimits.quoted($0))" + (item.map { " for item \(EventLimits.quoted($0))" } ?? "") }
                                        ?? (item.map { "dataset \(name) has no live forecast for item \(EventLimits.quoted($0))" } ?? "dataset \(name) has no forecast yet"))
@@ -331,24 +322,20 @@ public struct ForecastAPI: IngressRoutes {
               query["forecast_id"] == nil, query["limit"] == nil, query["cursor"] == nil else { return nil }
         guard case .success(let token) = EventIngress.bearerToken(authorization: request.headers[.authorization]) else { return nil }
         let db = pool.next()
-        let probe = try await db.query(prepared: """
-            WITH \(TenantDirectory.credentialQuery)
-            SELECT c.*, (SELECT l.forecast_id FROM latest_forecasts l
-                         WHERE l.tenant = c.token_tenant AND l.dataset = $2 AND l.item_id = $3 LIMIT 1) AS forecast_id
-            FROM credential c
-            """, [TenantDirectory.digest(token), name, item])
+        let probe = try await ForecastProbe.run(tokenDigest: TenantDirectory.digest(token), dataset: name, item: item, in: db)
         let credential: Credential
-        switch ingress.admit(try probe.first.flatMap(TenantDirectory.credential(from:)), needed: .read) {
+        switch ingress.admit(probe.credential, needed: .read) {
         case .failure(let p): return p.response
         case .success(let c): credential = c
         }
         let csv = Self.prefersCSV(request)
-        if let live = probe.first?.text("forecast_id"),
+        if let live = probe.liveForecastID,
            let body = answers.answer(.init(tenant: credential.tenant, dataset: name, item: item, forecastID: live, csv: csv)) {
             return Self.forecastResponse(body, csv: csv, forecastID: live)
         }
-        let rows = try await Self.forecastRows(db, tenant: credential.tenant, dataset: name, item: item, forecastID: nil, page: Page(limit: 1))
-        let table = try ForecastTable(rows: rows, limit: 1)
+        let points = try await ForecastStore.points(tenant: credential.tenant, dataset: name, item: item, forecastID: nil,
+                                                    after: "", limit: 2, in: db)
+        let table = ForecastTable(points: points, limit: 1)
         guard let id = table.forecastID else { return try await forecast(request, dataset: name, tenant: credential.tenant) }
         let body = Self.forecastBody(table, csv: csv, dataset: name, forecastID: id, next: nil)
         answers.keep(.init(tenant: credential.tenant, dataset: name, item: item, forecastID: id, csv: csv), body)
@@ -378,42 +365,6 @@ public struct ForecastAPI: IngressRoutes {
     /// A forecast table's answer body: CSV, or the JSON document and a newline.
     static func forecastBody(_ table: ForecastTable, csv: Bool, dataset name: String, forecastID id: String, next: String?) -> ByteBuffer {
         ByteBuffer(string: csv ? table.csv() : table.json(dataset: name, forecastID: id, next: next) + "\n")
-    }
-
-    /// The rows of the forecast for the request, ordered by item and time: one item's by the
-    /// primary key alone (the QueryForecast path: one index range, no other statement), or a
-    /// page of items after the cursor.
-    static func forecastRows(_ db: PostgresConnection, tenant: String, dataset: String, item: String?, forecastID: String?,
-                             page: Page) async throws -> PostgresRows {
-        switch (item, forecastID) {
-        case (let item?, nil):
-            return try await db.query("""
-                SELECT item_id, ts, mean, array_to_string(q, ',') AS q, array_to_string(quantiles, ',') AS levels, forecast_id
-                FROM latest_forecasts WHERE tenant = $1 AND dataset = $2 AND item_id = $3 ORDER BY ts
-                """, [tenant, dataset, item])
-        case (let item?, let id?):
-            return try await db.query("""
-                SELECT p.item_id, p.ts, p.mean, array_to_string(p.q, ',') AS q, array_to_string(f.quantiles, ',') AS levels, f.id AS forecast_id
-                FROM forecasts f JOIN forecast_points p ON p.forecast_id = f.id
-                WHERE f.id = $3 AND f.tenant = $1 AND f.dataset = $2 AND p.item_id = $4 ORDER BY p.ts
-                """, [tenant, dataset, id, item])
-        case (nil, nil):
-            return try await db.query("""
-                WITH items AS (SELECT DISTINCT item_id FROM latest_forecasts
-                               WHERE tenant = $1 AND dataset = $2 AND item_id > $3 ORDER BY 1 LIMIT $4)
-                SELECT l.item_id, l.ts, l.mean, array_to_string(l.q, ',') AS q, array_to_string(l.quantiles, ',') AS levels, l.forecast_id
-                FROM latest_forecasts l JOIN items i ON i.item_id = l.item_id
-                WHERE l.tenant = $1 AND l.dataset = $2 ORDER BY l.item_id, l.ts
-                """, [tenant, dataset, page.after ?? "", page.limit + 1])
-        case (nil, let id?):
-            return try await db.query("""
-                WITH items AS (SELECT DISTINCT p.item_id FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id
-                               WHERE f.tenant = $1 AND f.dataset = $2 AND f.id = $3 AND p.item_id > $4 ORDER BY 1 LIMIT $5)
-                SELECT p.item_id, p.ts, p.mean, array_to_string(p.q, ',') AS q, array_to_string(f.quantiles, ',') AS levels, f.id AS forecast_id
-                FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id JOIN items i ON i.item_id = p.item_id
-                WHERE f.tenant = $1 AND f.id = $3 ORDER BY p.item_id, p.ts
-                """, [tenant, dataset, id, page.after ?? "", page.limit + 1])
-        }
     }
 
     /// Whether the `Accept` header asks for CSV before JSON.

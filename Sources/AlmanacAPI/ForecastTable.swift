@@ -23,20 +23,15 @@ struct ForecastTable {
         (self.forecastID, self.levels, self.items, self.more) = (forecastID, levels, items, more)
     }
 
-    /// Reads rows ordered by item and time, keeping the first `limit` items.
-    init(rows: PostgresRows, limit: Int) throws {
-        for r in rows {
-            let item: String = try r.decode("item_id")
-            if items.last?.id != item {
+    /// Reads points ordered by item and time, keeping the first `limit` items.
+    init(points: [ForecastStore.Point], limit: Int) {
+        for p in points {
+            if items.last?.id != p.itemID {
                 if items.count == limit { more = true; break }
-                items.append(Item(id: item, points: []))
+                items.append(Item(id: p.itemID, points: []))
             }
-            if forecastID == nil {
-                forecastID = try r.decode("forecast_id")
-                levels = (r.text("levels") ?? "").split(separator: ",").compactMap { Double($0) }
-            }
-            let q = (r.text("q") ?? "").split(separator: ",").compactMap { Double($0) }
-            items[items.count - 1].points.append((try r.decode("ts"), try r.decode("mean"), q))
+            if forecastID == nil { (forecastID, levels) = (p.forecastID, p.levels) }
+            items[items.count - 1].points.append((p.ts, p.mean, p.q))
         }
     }
 

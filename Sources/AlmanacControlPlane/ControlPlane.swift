@@ -221,22 +221,15 @@ public final class ControlPlane: Service {
     /// Invocation, dead-letter and instance figures read from Postgres (they are written by many processes).
     static func databaseMetrics(_ db: PostgresConnection) async -> String {
         var out = ""
-        if let rows = try? await db.query("""
-            SELECT function, outcome, count(*)::bigint AS n, coalesce(sum(duration_ms), 0) / 1000.0 AS seconds
-            FROM invocations GROUP BY function, outcome ORDER BY function, outcome
-            """, []) {
+        if let rows = try? await RuntimeBoard.invocationTotals(in: db) {
             out += "# HELP almanac_invocations_recorded_total Invocations recorded in Postgres by function and outcome\n# TYPE almanac_invocations_recorded_total counter\n"
-            for r in rows {
-                out += "almanac_invocations_recorded_total{function=\"\(r.text("function") ?? "")\",outcome=\"\(r.text("outcome") ?? "")\"} \(r.text("n") ?? "0")\n"
-            }
+            for r in rows { out += "almanac_invocations_recorded_total{function=\"\(r.function)\",outcome=\"\(r.outcome)\"} \(r.count)\n" }
             out += "# HELP almanac_invocation_seconds_recorded_total Handler time recorded in Postgres by function and outcome\n# TYPE almanac_invocation_seconds_recorded_total counter\n"
-            for r in rows {
-                out += "almanac_invocation_seconds_recorded_total{function=\"\(r.text("function") ?? "")\",outcome=\"\(r.text("outcome") ?? "")\"} \(r.text("seconds") ?? "0")\n"
-            }
+            for r in rows { out += "almanac_invocation_seconds_recorded_total{function=\"\(r.function)\",outcome=\"\(r.outcome)\"} \(r.seconds)\n" }
         }
-        if let rows = try? await db.query("SELECT stage, count(*)::bigint AS n FROM dead_letters WHERE status = 'open' GROUP BY stage", []) {
+        if let rows = try? await RuntimeBoard.openDeadLetters(in: db) {
             out += "# HELP almanac_dead_letters_open Dead letters not yet redriven, by stage\n# TYPE almanac_dead_letters_open gauge\n"
-            for r in rows { out += "almanac_dead_letters_open{stage=\"\(r.text("stage") ?? "")\"} \(r.text("n") ?? "0")\n" }
+            for r in rows { out += "almanac_dead_letters_open{stage=\"\(r.stage)\"} \(r.count)\n" }
         }
         return out
     }

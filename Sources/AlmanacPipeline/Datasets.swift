@@ -252,4 +252,37 @@ extension DatasetStore {
                          report: (try? JSONValue(parsing: r.text("report") ?? "{}")) ?? .object([:]), createdAt: try r.decode("created_at"))
         }
     }
+
+    /// What became of an import (a data arrival's event id) of the tenant's dataset.
+    public enum ImportState: Sendable, Equatable {
+        /// Ingest reported: accepted (with the version it made, if it changed anything) or rejected, with the report.
+        case reported(accepted: Bool, report: JSONValue, version: Int?)
+        /// It was dead-lettered (by the router or ingest) with this error.
+        case failed(String)
+        /// It was archived and waits for ingest.
+        case pending
+    }
+
+    /// The state of import `id` of the tenant's dataset, or nil when there is no such import.
+    public static func importState(tenant: String, dataset: String, id: String, in db: PostgresConnection) async throws -> ImportState? {
+        guard let r = try await db.query("""
+            SELECT 1 AS rank, r.accepted, r.report::text AS report,
+                   (SELECT version FROM dataset_versions v WHERE v.tenant = $1 AND v.ingest_id = $3) AS version, NULL::text AS error
+            FROM ingest_reports r WHERE r.tenant = $1 AND r.dataset = $2 AND r.ingest_id = $3
+            UNION ALL
+            SELECT 2, NULL, NULL, NULL, d.error FROM dead_letters d
+            WHERE d.tenant = $1 AND d.stage IN ('router', 'ingest') AND d.event_id = $3
+              AND EXISTS (SELECT 1 FROM event_archive a WHERE a.tenant = $1 AND a.id = $3 AND a.subject = $2)
+            UNION ALL
+            SELECT 3, NULL, NULL, NULL, NULL FROM event_archive a
+            WHERE a.tenant = $1 AND a.id = $3 AND a.type = 'almanac.data.arrived' AND a.subject = $2
+            ORDER BY rank LIMIT 1
+            """, [tenant, dataset, id]).first else { return nil }
+        if let accepted = r.text("accepted") {
+            return .reported(accepted: accepted == "t", report: (try? JSONValue(parsing: r.text("report") ?? "{}")) ?? .object([:]),
+                             version: try r.decodeIfPresent("version"))
+        }
+        if let error = r.text("error") { return .failed(error) }
+        return .pending
+    }
 }

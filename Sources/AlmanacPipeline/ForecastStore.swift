@@ -139,6 +139,60 @@ public enum ForecastStore {
         }
     }
 
+    /// One step of one item of a forecast, as the forecast query reads it.
+    public struct Point: Sendable, Equatable {
+        /// The item, the step's time and its mean.
+        public var itemID: String, ts: Date, mean: Double
+        /// The quantiles at the forecast's levels.
+        public var q: [Double]
+        /// The forecast's levels and id.
+        public var levels: [Double], forecastID: String
+    }
+
+    /// A forecast's points by item and time: of the live forecast (`latest_forecasts`) or of
+    /// forecast `forecastID`; for one item (by the primary key alone, one index range) or for
+    /// the first `limit` items after `after`.
+    public static func points(tenant: String, dataset: String, item: String?, forecastID: String?, after: String, limit: Int,
+                              in db: PostgresConnection) async throws -> [Point] {
+        let rows: PostgresRows
+        switch (item, forecastID) {
+        case (let item?, nil):
+            rows = try await db.query("""
+                SELECT item_id, ts, mean, array_to_string(q, ',') AS q, array_to_string(quantiles, ',') AS levels, forecast_id
+                FROM latest_forecasts WHERE tenant = $1 AND dataset = $2 AND item_id = $3 ORDER BY ts
+                """, [tenant, dataset, item])
+        case (let item?, let id?):
+            rows = try await db.query("""
+                SELECT p.item_id, p.ts, p.mean, array_to_string(p.q, ',') AS q, array_to_string(f.quantiles, ',') AS levels, f.id AS forecast_id
+                FROM forecasts f JOIN forecast_points p ON p.forecast_id = f.id
+                WHERE f.id = $3 AND f.tenant = $1 AND f.dataset = $2 AND p.item_id = $4 ORDER BY p.ts
+                """, [tenant, dataset, id, item])
+        case (nil, nil):
+            rows = try await db.query("""
+                WITH items AS (SELECT DISTINCT item_id FROM latest_forecasts
+                               WHERE tenant = $1 AND dataset = $2 AND item_id > $3 ORDER BY 1 LIMIT $4)
+                SELECT l.item_id, l.ts, l.mean, array_to_string(l.q, ',') AS q, array_to_string(l.quantiles, ',') AS levels, l.forecast_id
+                FROM latest_forecasts l JOIN items i ON i.item_id = l.item_id
+                WHERE l.tenant = $1 AND l.dataset = $2 ORDER BY l.item_id, l.ts
+                """, [tenant, dataset, after, limit])
+        case (nil, let id?):
+            rows = try await db.query("""
+                WITH items AS (SELECT DISTINCT p.item_id FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id
+                               WHERE f.tenant = $1 AND f.dataset = $2 AND f.id = $3 AND p.item_id > $4 ORDER BY 1 LIMIT $5)
+                SELECT p.item_id, p.ts, p.mean, array_to_string(p.q, ',') AS q, array_to_string(f.quantiles, ',') AS levels, f.id AS forecast_id
+                FROM forecast_points p JOIN forecasts f ON f.id = p.forecast_id JOIN items i ON i.item_id = p.item_id
+                WHERE f.tenant = $1 AND f.id = $3 ORDER BY p.item_id, p.ts
+                """, [tenant, dataset, id, after, limit])
+        }
+        // Every row of one forecast carries the same levels and id: read them once.
+        var levels: [Double] = [], forecast = ""
+        return try rows.enumerated().map { i, r in
+            if i == 0 { levels = numbers(r.text("levels")); forecast = try r.decode("forecast_id") }
+            return Point(itemID: try r.decode("item_id"), ts: try r.decode("ts"), mean: try r.decode("mean"), q: numbers(r.text("q")),
+                         levels: levels, forecastID: forecast)
+        }
+    }
+
     private static func numbers(_ text: String?) -> [Double] {
         (text ?? "").split(separator: ",").compactMap { Double($0) }
     }

@@ -165,6 +165,14 @@ public enum RuntimeBoard {
         }
     }
 
+    /// Attempts recorded per function and outcome, with the handler time they took (for `/metrics`).
+    public static func invocationTotals(in db: PostgresConnection) async throws -> [(function: String, outcome: String, count: Int, seconds: Double)] {
+        try await db.query("""
+            SELECT function, outcome, count(*)::bigint AS n, coalesce(sum(duration_ms), 0) / 1000.0 AS seconds
+            FROM invocations GROUP BY function, outcome ORDER BY function, outcome
+            """).map { (try $0.decode("function"), try $0.decode("outcome"), try $0.decode("n"), try $0.decode("seconds")) }
+    }
+
     /// Open dead letters per stage.
     public static func openDeadLetters(in db: PostgresConnection) async throws -> [(stage: String, count: Int)] {
         try await db.query("SELECT stage, count(*)::bigint AS n FROM dead_letters WHERE status = 'open' GROUP BY stage ORDER BY stage")
