@@ -227,7 +227,7 @@ public final class ControlPlane: Service {
             out += "# HELP almanac_invocation_seconds_recorded_total Handler time recorded in Postgres by function and outcome\n# TYPE almanac_invocation_seconds_recorded_total counter\n"
             for r in rows { out += "almanac_invocation_seconds_recorded_total{function=\"\(r.function)\",outcome=\"\(r.outcome)\"} \(r.seconds)\n" }
         }
-        if let rows = try? await RuntimeBoard.openDeadLetters(in: db) {
+        if let rows = try? await DeadLetterStore.openByStage(in: db) {
             out += "# HELP almanac_dead_letters_open Dead letters not yet redriven, by stage\n# TYPE almanac_dead_letters_open gauge\n"
             for r in rows { out += "almanac_dead_letters_open{stage=\"\(r.stage)\"} \(r.count)\n" }
         }

@@ -157,7 +157,7 @@ public enum DatasetStore {
     /// A dataset from a row holding `columns`.
     public static func dataset(from r: PostgresRow, tenant: String) throws -> Dataset {
         Dataset(tenant: tenant, name: try r.decode("name"), horizon: try r.decode("horizon"), frequency: try r.decodeIfPresent("frequency"),
-                quantiles: (r.text("quantiles") ?? "").split(separator: ",").compactMap { Double($0) },
+                quantiles: r.numbers("quantiles"),
                 retrainWAPE: try r.decodeIfPresent("retrain_wape"), retrainFactor: try r.decode("retrain_factor"),
                 maxErrorRate: try r.decode("max_error_rate"), models: try r.decode("models"),
                 maxFileBytes: try r.decode("max_file_bytes"), maxLineBytes: try r.decode("max_line_bytes"))

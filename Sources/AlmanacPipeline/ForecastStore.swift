@@ -46,7 +46,7 @@ public enum ForecastStore {
                    coalesce(f.backtest_wape::text, p.metrics->>'WAPE') AS backtest_wape
             FROM forecasts f LEFT JOIN predictors p ON p.id = f.predictor_id WHERE \(condition)
             """, parameters).map { r in
-            Head(id: try r.decode("id"), dataset: try r.decode("dataset"), levels: numbers(r.text("q")), createdAt: try r.decode("created_at"),
+            Head(id: try r.decode("id"), dataset: try r.decode("dataset"), levels: r.numbers("q"), createdAt: try r.decode("created_at"),
                  breached: try r.decode("breached"), backtestWAPE: r.text("backtest_wape").flatMap(Double.init))
         }
     }
@@ -59,7 +59,7 @@ public enum ForecastStore {
             """, [forecastID]) {
             let item: String = try r.decode("item_id")
             if out.last?.item != item { out.append((item, [])) }
-            out[out.count - 1].steps.append(Step(ts: try r.decode("ts"), quantiles: numbers(r.text("q"))))
+            out[out.count - 1].steps.append(Step(ts: try r.decode("ts"), quantiles: r.numbers("q")))
         }
         return out
     }
@@ -187,13 +187,9 @@ public enum ForecastStore {
         // Every row of one forecast carries the same levels and id: read them once.
         var levels: [Double] = [], forecast = ""
         return try rows.enumerated().map { i, r in
-            if i == 0 { levels = numbers(r.text("levels")); forecast = try r.decode("forecast_id") }
-            return Point(itemID: try r.decode("item_id"), ts: try r.decode("ts"), mean: try r.decode("mean"), q: numbers(r.text("q")),
+            if i == 0 { levels = r.numbers("levels"); forecast = try r.decode("forecast_id") }
+            return Point(itemID: try r.decode("item_id"), ts: try r.decode("ts"), mean: try r.decode("mean"), q: r.numbers("q"),
                          levels: levels, forecastID: forecast)
         }
-    }
-
-    private static func numbers(_ text: String?) -> [Double] {
-        (text ?? "").split(separator: ",").compactMap { Double($0) }
     }
 }

@@ -162,8 +162,7 @@ public struct Predictor: Sendable {
 
     /// The dataset's latest predictors' backtests of `item`, newest first.
     public static func backtests(tenant: String, dataset: String, item: String, limit: Int, in db: PostgresConnection) async throws -> [ItemBacktest] {
-        func numbers(_ text: String?) -> [Double] { (text ?? "").split(separator: ",").compactMap { Double($0) } }
-        return try await db.query("""
+        try await db.query("""
             SELECT p.id, p.kind, p.dataset_version, p.created_at, i.method, i.metrics::text AS metrics,
                    array_to_string(h.actual, ',') AS actual, array_to_string(h.levels, ',') AS levels,
                    array_to_string(h.quantiles, ',') AS quantiles,
@@ -177,7 +176,7 @@ public struct Predictor: Sendable {
             ItemBacktest(predictorID: try r.decode("id"), kind: try r.decode("kind"), datasetVersion: try r.decode("dataset_version"),
                          createdAt: try r.decode("created_at"), live: (try? r.decode("live", as: Bool.self)) ?? false,
                          model: r.text("method"), metrics: r.text("metrics").flatMap { try? JSONValue(parsing: $0) },
-                         actual: numbers(r.text("actual")), levels: numbers(r.text("levels")), quantiles: numbers(r.text("quantiles")))
+                         actual: r.numbers("actual"), levels: r.numbers("levels"), quantiles: r.numbers("quantiles"))
         }
     }
 
@@ -196,8 +195,7 @@ public struct Predictor: Sendable {
             SELECT item_id, array_to_string(actual, ',') AS actual, array_to_string(levels, ',') AS levels,
                    array_to_string(quantiles, ',') AS quantiles FROM predictor_holdouts WHERE predictor_id = $1
             """, [id]) {
-            func numbers(_ column: String) -> [Double] { (h.text(column) ?? "").split(separator: ",").compactMap { Double($0) } }
-            let actual = numbers("actual"), levels = numbers("levels"), flat = numbers("quantiles")
+            let actual = h.numbers("actual"), levels = h.numbers("levels"), flat = h.numbers("quantiles")
             guard !levels.isEmpty, flat.count == actual.count * levels.count else { continue }
             var q: [Double: [Double]] = [:]
             for (j, l) in levels.enumerated() { q[l] = actual.indices.map { flat[$0 * levels.count + j] } }

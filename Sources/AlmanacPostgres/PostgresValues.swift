@@ -280,6 +280,11 @@ public struct PostgresRow: Sendable {
         return cells[i]
     }
 
+    /// The numbers of a column holding `array_to_string(numbers, ',')` (empty for NULL or none).
+    public func numbers(_ column: String) -> [Double] {
+        (text(column) ?? "").split(separator: ",").compactMap { Double($0) }
+    }
+
     /// Decodes a non-NULL column.
     /// - Throws: `PostgresError.decoding` naming the column, when it is missing, NULL or of another type.
     public func decode<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {

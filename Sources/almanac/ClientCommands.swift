@@ -104,7 +104,7 @@ struct Status: AsyncParsableCommand {
                 [$0.function, $0.tenant, $0.eventID, "\($0.attempt)", stamp($0.started), stamp($0.updated), $0.progress.serialized()]
             }))
         }
-        let dead = try await RuntimeBoard.openDeadLetters(in: db)
+        let dead = try await DeadLetterStore.openByStage(in: db)
         print("\nDEAD LETTERS (open)")
         if dead.isEmpty { print("none") } else { print(table(["stage", "count"], dead.map { [$0.stage, "\($0.count)"] })) }
     }

@@ -3,7 +3,7 @@ import Foundation
 
 /// What the launcher leaves in Postgres for operators (`almanac status`, the API's function
 /// board): running instances, the GPU queue, crash loops; and the figures read beside them
-/// (invocations per function, a tenant's recent failures, open dead letters).
+/// (invocations per function, a tenant's recent failures).
 public enum RuntimeBoard {
     /// A running instance.
     public struct InstanceRow: Sendable, Equatable {
@@ -171,11 +171,5 @@ public enum RuntimeBoard {
             SELECT function, outcome, count(*)::bigint AS n, coalesce(sum(duration_ms), 0) / 1000.0 AS seconds
             FROM invocations GROUP BY function, outcome ORDER BY function, outcome
             """).map { (try $0.decode("function"), try $0.decode("outcome"), try $0.decode("n"), try $0.decode("seconds")) }
-    }
-
-    /// Open dead letters per stage.
-    public static func openDeadLetters(in db: PostgresConnection) async throws -> [(stage: String, count: Int)] {
-        try await db.query("SELECT stage, count(*)::bigint AS n FROM dead_letters WHERE status = 'open' GROUP BY stage ORDER BY stage")
-            .map { (try $0.decode("stage"), try $0.decode("n")) }
     }
 }

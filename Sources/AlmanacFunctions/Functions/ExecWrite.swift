@@ -118,7 +118,7 @@ public struct ExecWrite: Sendable, Equatable {
         case .null: return nil
         case .bool(let b): return b
         case .string(let s): return s
-        case .number(let n): return n == n.rounded() && abs(n) < 9e15 ? Int(n) as any PostgresEncodable : n
+        case .number(let n): return integral(n).map { $0 as any PostgresEncodable } ?? n
         case .array: return try arrayLiteral(value, at: at)
         case .object(let o):
             if o.count == 1, let encoded = o["$base64"] {
@@ -131,6 +131,11 @@ public struct ExecWrite: Sendable, Equatable {
         }
     }
 
+    /// A whole number as an integer (so an integer column takes it), nil for any other number.
+    static func integral(_ n: Double) -> Int? {
+        n == n.rounded() && abs(n) < 9e15 ? Int(n) : nil
+    }
+
     /// A Postgres array literal (`{1,2,"a b",NULL,{3,4}}`) for a JSON array of scalars or arrays.
     static func arrayLiteral(_ value: JSONValue, at: String) throws -> String {
         guard case .array(let items) = value else { preconditionFailure("arrayLiteral takes arrays") }
@@ -140,7 +145,7 @@ public struct ExecWrite: Sendable, Equatable {
             case .bool(let b): return b ? "true" : "false"
             case .number(let n):
                 guard n.isFinite else { throw FunctionError("\(at): arrays hold finite numbers", retriable: false) }
-                return n == n.rounded() && abs(n) < 9e15 ? String(Int(n)) : "\(n)"
+                return integral(n).map(String.init) ?? "\(n)"
             case .string(let s):
                 return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
             case .array: return try arrayLiteral(item, at: at)

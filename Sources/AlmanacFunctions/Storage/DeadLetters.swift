@@ -146,6 +146,12 @@ extension DeadLetterStore {
 }
 
 extension DeadLetterStore {
+    /// Dead letters not yet redriven or discarded, counted per stage (every tenant's: `almanac status`, `/metrics`).
+    public static func openByStage(in db: PostgresConnection) async throws -> [(stage: String, count: Int)] {
+        try await db.query("SELECT stage, count(*)::bigint AS n FROM dead_letters WHERE status = 'open' GROUP BY stage ORDER BY stage")
+            .map { (try $0.decode("stage"), try $0.decode("n")) }
+    }
+
     /// A tenant's dead letter as the API lists it.
     public struct Row: Sendable, Equatable {
         /// Its id.
